@@ -1,0 +1,81 @@
+/* data.h — token data: the built-in task suite, llm.c shards, byte tokenizer,
+ * and batches addressed by global sample index.
+ *
+ * A data source maps a global sample index g to one training sequence; the
+ * content of g depends only on (config, split, g), never on the MPI layout, so
+ * a rank that owns samples [g0, g0+n) of a global batch reads exactly those. */
+#ifndef MOLT_DATA_H
+#define MOLT_DATA_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "molt/config.h"
+
+/* Byte-level tokenizer: ids 0–255 are bytes. */
+enum { MOLT_TOK_BOS = 256, MOLT_TOK_EOS = 257, MOLT_TOK_PAD = 258, MOLT_TOK_MIN_VOCAB = 259 };
+/* Targets equal to MOLT_IGNORE carry no loss (padding, prompt tokens). */
+#define MOLT_IGNORE (-1)
+
+/* The built-in task suite (DESIGN §8). Each example is
+ *   <bos> prompt-bytes answer-bytes <eos> <pad>…
+ * with the prompt ending in '=' (e.g. "copy abc=" → "abc"). */
+typedef enum {
+    MOLT_TASK_COPY = 0, /* "copy xyz=" → "xyz" */
+    MOLT_TASK_REVERSE,  /* "rev xyz=" → "zyx" */
+    MOLT_TASK_SORT,     /* "sort dbca=" → "abcd" */
+    MOLT_TASK_ADD,      /* "add 123+45=" → "168" */
+    MOLT_TASK_MOD,      /* "mod 7*9%11=" → "8" (modular arithmetic) */
+    MOLT_TASK_BRACKETS, /* "brk (()[])=" → "yes" / "no" (balanced?) */
+    MOLT_TASK_COUNT,    /* "cnt a:abaca=" → "3" (count a letter) */
+    MOLT_TASK_UPPER,    /* "up hello=" → "HELLO" */
+    MOLT_NTASKS
+} molt_task;
+extern const char *const molt_task_names[MOLT_NTASKS]; /* "copy", "reverse", … */
+
+/* Generate one example of `task` from stream `r` into tokens[0..max_len).
+ * Sets *len (tokens written, including <bos> and <eos>) and *prompt_len (number
+ * of leading tokens that belong to the prompt, <bos> included). Lengths of the
+ * variable parts scale down so that every example fits max_len ≥ 16. */
+int molt_task_example(int task, uint64_t seed, int split, uint64_t index, int32_t *tokens,
+                      int max_len, int *len, int *prompt_len);
+
+/* llm.c shard format: 256 x int32 header, then tokens.
+ * magic 20240520 version 1: uint16 tokens; magic 20240801 version 7: uint32. */
+enum { MOLT_SHARD_MAGIC16 = 20240520, MOLT_SHARD_MAGIC32 = 20240801 };
+int molt_shard_write(const char *path, const uint32_t *tokens, size_t n, int wide);
+
+typedef struct {
+    char path[MOLT_PATH_MAX];
+    uint32_t *tokens; /* all tokens of the shard, widened to 32 bits (owned) */
+    size_t n;
+} molt_shard;
+/* Read and validate a shard: header (magic, version, count), file size equal to
+ * header + count × width, every token id < vocab_size. Errors name the path and
+ * the offending field or token position; MOLT_ERR_INPUT. */
+int molt_shard_read(molt_shard *s, const char *path, int vocab_size);
+void molt_shard_free(molt_shard *s);
+
+/* Byte tokenizer for `molt tokenize` and data.source = text: <bos> then the
+ * file's bytes then <eos>. `out` must hold n + 2 ids. Returns the count. */
+size_t molt_tokenize_bytes(const uint8_t *bytes, size_t n, uint32_t *out);
+
+/* One batch of n_seq sequences of seq_len positions, rows contiguous. */
+typedef struct {
+    int n_seq, seq_len;
+    int32_t *inputs;  /* [n_seq * seq_len] token ids */
+    int32_t *targets; /* [n_seq * seq_len] next-token targets or MOLT_IGNORE */
+    int *task;        /* [n_seq] task id (tasks source) or -1 */
+} molt_batch;
+int molt_batch_alloc(molt_batch *b, int n_seq, int seq_len);
+void molt_batch_free(molt_batch *b);
+
+enum { MOLT_SPLIT_TRAIN = 0, MOLT_SPLIT_EVAL = 1 };
+
+typedef struct molt_data molt_data;
+/* Open the source named by the config (data.source, data.train_path, …). */
+int molt_data_open(molt_data **d, const molt_config *c, int split);
+/* Fill b with the samples of global indices [first, first + b->n_seq). */
+int molt_data_fill(molt_data *d, uint64_t first, molt_batch *b);
+void molt_data_close(molt_data *d);
+
+#endif
