@@ -58,6 +58,10 @@ void molt_shard_free(molt_shard *s);
 /* Byte tokenizer for `molt tokenize` and data.source = text: <bos> then the
  * file's bytes then <eos>. `out` must hold n + 2 ids. Returns the count. */
 size_t molt_tokenize_bytes(const uint8_t *bytes, size_t n, uint32_t *out);
+/* Append the tokenisation of the file at `path` (<bos> bytes <eos>) to the
+ * malloc'd array *tokens of *n ids, growing it (caller frees). Errors name the
+ * file; MOLT_ERR_INPUT if it cannot be opened or read. */
+int molt_tokenize_file(const char *path, uint32_t **tokens, size_t *n);
 
 /* One batch of n_seq sequences of seq_len positions, rows contiguous. */
 typedef struct {

@@ -1,11 +1,59 @@
-/* main.c — the `molt` command: dispatches to subcommands in src/cli. */
+/* main.c — the `molt` command: initialises MPI, dispatches to a subcommand,
+ * and turns a failure on any rank into a non-zero exit of the whole job. */
+#include <mpi.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "cli/commands.h"
+#include "molt/err.h"
+
+typedef struct {
+    const char *name, *args, *summary;
+    int (*run)(int, char **, MPI_Comm);
+} command;
+
+static const command commands[] = {
+    {"train", "CONFIG [--set k=v ...]", "train a model (dense, LoRA) on MPI ranks", molt_cmd_train},
+    {"tokenize", "TEXT... --out SHARD.bin", "byte-tokenize UTF-8 text into an llm.c shard",
+     molt_cmd_tokenize},
+};
+enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: [mpirun -np N] molt COMMAND [ARGS]\n\ncommands:\n");
+    for (int i = 0; i < NCOMMANDS; i++)
+        fprintf(out, "  %-9s %-26s %s\n", commands[i].name, commands[i].args, commands[i].summary);
+    fprintf(out, "\n'molt COMMAND --help' describes a command.\n"
+                 "exit codes: 0 success, 2 bad input, 1 internal failure, %d checkpointed on a\n"
+                 "signal (resume with --resume)\n",
+            MOLT_EXIT_RESUME);
+}
+
 int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "--help")) {
-        printf("usage: molt COMMAND [ARGS]\n");
-        return 0;
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return argc < 2 ? MOLT_ERR_INPUT : MOLT_OK;
     }
-    return 2;
+    const command *cmd = NULL;
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name)) cmd = &commands[i];
+    if (!cmd) {
+        fprintf(stderr, "molt: error: unknown command '%s'\n", argv[1]);
+        usage(stderr);
+        return MOLT_ERR_INPUT;
+    }
+    if (MPI_Init(&argc, &argv) != MPI_SUCCESS) {
+        fprintf(stderr, "molt: error: MPI_Init failed\n");
+        return MOLT_ERR_INTERNAL;
+    }
+    /* Errors come back as codes; the command decides, collectively or not,
+     * how the job ends. */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    int rc = cmd->run(argc - 1, argv + 1, MPI_COMM_WORLD);
+    /* A command returns only codes that every rank agrees on (a collective
+     * check, or the same deterministic input); a failure on one rank alone ends
+     * the job with MPI_Abort inside the command, so nobody waits forever. */
+    MPI_Finalize();
+    return rc;
 }

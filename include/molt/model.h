@@ -1,0 +1,83 @@
+/* model.h — the LLaMA-style decoder with LoRA (DESIGN §1–§2): parameters,
+ * initialisation, and forward/backward over one micro-batch.
+ *
+ * Parameters live in two buffers: `frozen` (the base in peft mode) and
+ * `train` (everything that trains); `grad` mirrors `train` exactly, so frozen
+ * weights keep no gradient and no optimizer state, and zeroing, reducing and
+ * stepping are one call over one buffer. A registry names every parameter with
+ * its checkpoint path (Hugging Face names; DESIGN §7). Initialisation draws
+ * parameter p from the stream (seed, INIT, p): independent of the layout. */
+#ifndef MOLT_MODEL_H
+#define MOLT_MODEL_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "molt/config.h"
+#include "molt/data.h"
+
+typedef struct {
+    int V, d, L, H, Hkv, hd, dff, T_max, tied, mode, train_norms;
+    unsigned lora_targets;
+    int r;
+    float lora_scale, dropout, eps;
+    double theta;
+    uint64_t seed; /* keys initialisation and dropout */
+} molt_dims;
+
+typedef enum { MOLT_PARAM_BASE = 0, MOLT_PARAM_LORA = 1 } molt_param_kind;
+
+typedef struct {
+    char path[160]; /* "base/model.layers.0.self_attn.q_proj.weight",
+                       "adapters/model.layers.0.self_attn.q_proj/shared/lora_A" */
+    float *w;       /* into frozen or train */
+    float *g;       /* into grad; NULL when frozen */
+    int rows, cols; /* cols = 0 for vectors */
+    int trainable, decay, kind;
+    size_t offset; /* offset in its buffer */
+} molt_param;
+
+typedef struct {
+    float *attn_norm, *ffn_norm;
+    float *w[MOLT_NPROJ];             /* [out, in] */
+    float *A[MOLT_NPROJ], *B[MOLT_NPROJ]; /* LoRA, NULL if not targeted */
+} molt_layer_ptrs;
+
+typedef struct {
+    float *embed, *lm_head, *final_norm; /* lm_head NULL when tied */
+    molt_layer_ptrs *layers;
+} molt_ptrs;
+
+typedef struct molt_acts molt_acts;
+
+typedef struct {
+    molt_dims dims;
+    float *frozen, *train, *grad;
+    size_t n_frozen, n_train;
+    molt_param *params;
+    int n_params;
+    molt_ptrs w, g; /* g.* NULL for frozen weights */
+    molt_acts *acts; /* activations for micro-batches up to B x T */
+    int act_B, act_T;
+} molt_model;
+
+int molt_dims_from_config(molt_dims *d, const molt_config *c);
+/* Allocate parameters and activations for micro-batches of up to B x T, and
+ * initialise from cfg->train.seed. */
+int molt_model_create(molt_model *m, const molt_config *c, int B, int T);
+void molt_model_free(molt_model *m);
+/* Projection p's input and output widths. */
+void molt_proj_shape(const molt_dims *d, int p, int *in, int *out);
+
+/* Forward over b (b->n_seq <= B rows). `step` and `first` (the global index of
+ * row 0) key the dropout masks; training=0 disables dropout. Returns the
+ * summed loss over counted targets and sets *count; logits stay in the
+ * activations (molt_model_logits). */
+double molt_model_forward(molt_model *m, const molt_batch *b, long step, uint64_t first,
+                          int training, long *count);
+/* Backward of (loss_sum * scale) for the last forward; ACCUMULATES into m->grad. */
+void molt_model_backward(molt_model *m, const molt_batch *b, float scale);
+const float *molt_model_logits(const molt_model *m); /* [n_seq*T, V] of the last forward */
+
+const molt_param *molt_model_find(const molt_model *m, const char *path);
+
+#endif

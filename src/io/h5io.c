@@ -1,0 +1,182 @@
+/* h5io.c — see include/molt/h5io.h. */
+#include "molt/h5io.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "molt/err.h"
+
+/* HDF5 prints its own error stack on failure; molt reports instead. */
+static void quiet(void) {
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+static int write_ds(hid_t file, const char *fname, const char *path, hid_t type, const void *data,
+                    int rows, int cols) {
+    int rc = MOLT_OK;
+    hid_t space = -1, lcpl = -1, dcpl = -1, ds = -1;
+    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols}, chunk[2];
+    int rank = cols > 0 ? 2 : 1;
+    quiet();
+    /* ~1 MiB chunks of whole rows keep checksumming cheap and reads contiguous */
+    hsize_t row_bytes = (hsize_t)(cols > 0 ? cols : 1) * 4;
+    chunk[0] = rows > 0 ? (hsize_t)rows : 1;
+    if (chunk[0] * row_bytes > (1u << 20)) chunk[0] = (1u << 20) / row_bytes ? (1u << 20) / row_bytes : 1;
+    chunk[1] = (hsize_t)(cols > 0 ? cols : 1);
+    if ((space = H5Screate_simple(rank, dims, NULL)) < 0 || (lcpl = H5Pcreate(H5P_LINK_CREATE)) < 0 ||
+        H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
+        (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_chunk(dcpl, rank, chunk) < 0 ||
+        H5Pset_fletcher32(dcpl) < 0)
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: cannot set up dataset %s", fname, path);
+    if ((ds = H5Dcreate2(file, path, type, space, lcpl, dcpl, H5P_DEFAULT)) < 0)
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: cannot create dataset %s", fname, path);
+    if (H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: cannot write dataset %s", fname, path);
+done:
+    if (ds >= 0) H5Dclose(ds);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (lcpl >= 0) H5Pclose(lcpl);
+    if (space >= 0) H5Sclose(space);
+    return rc;
+}
+
+int molt_h5_write_f32(hid_t file, const char *fname, const char *path, const float *data, int rows,
+                      int cols) {
+    return write_ds(file, fname, path, H5T_NATIVE_FLOAT, data, rows, cols);
+}
+
+int molt_h5_write_i32(hid_t file, const char *fname, const char *path, const int32_t *data,
+                      int rows, int cols) {
+    return write_ds(file, fname, path, H5T_NATIVE_INT32, data, rows, cols);
+}
+
+int molt_h5_read_f32(hid_t file, const char *fname, const char *path, float *data, int rows,
+                     int cols) {
+    int rc = MOLT_OK;
+    hid_t ds = -1, space = -1;
+    hsize_t dims[2] = {0, 0};
+    int want = cols > 0 ? 2 : 1;
+    quiet();
+    if (H5Lexists(file, path, H5P_DEFAULT) <= 0)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: dataset %s is missing", fname, path);
+    if ((ds = H5Dopen2(file, path, H5P_DEFAULT)) < 0 || (space = H5Dget_space(ds)) < 0)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot open dataset %s", fname, path);
+    int rank = H5Sget_simple_extent_ndims(space);
+    if (rank != want || H5Sget_simple_extent_dims(space, dims, NULL) < 0 ||
+        dims[0] != (hsize_t)rows || (want == 2 && dims[1] != (hsize_t)cols))
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: dataset %s has shape [%llu%s%llu], expected [%d%s%d]",
+                  fname, path, (unsigned long long)dims[0], rank == 2 ? "," : "",
+                  rank == 2 ? (unsigned long long)dims[1] : 0ull, rows, want == 2 ? "," : "",
+                  want == 2 ? cols : 0);
+    if (H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot read dataset %s (corrupt or truncated: checksum "
+                                  "or I/O failure)",
+                  fname, path);
+done:
+    if (space >= 0) H5Sclose(space);
+    if (ds >= 0) H5Dclose(ds);
+    return rc;
+}
+
+int molt_h5_write_attr_str(hid_t obj, const char *fname, const char *name, const char *value) {
+    int rc = MOLT_OK;
+    hid_t type = -1, space = -1, attr = -1;
+    quiet();
+    if ((type = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(type, strlen(value) + 1) < 0 ||
+        H5Tset_strpad(type, H5T_STR_NULLTERM) < 0 || (space = H5Screate(H5S_SCALAR)) < 0 ||
+        (attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(attr, type, value) < 0)
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: cannot write attribute %s", fname, name);
+done:
+    if (attr >= 0) H5Aclose(attr);
+    if (space >= 0) H5Sclose(space);
+    if (type >= 0) H5Tclose(type);
+    return rc;
+}
+
+int molt_h5_write_attr_long(hid_t obj, const char *fname, const char *name, long value) {
+    int rc = MOLT_OK;
+    hid_t space = -1, attr = -1;
+    long long v = value;
+    quiet();
+    if ((space = H5Screate(H5S_SCALAR)) < 0 ||
+        (attr = H5Acreate2(obj, name, H5T_NATIVE_LLONG, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(attr, H5T_NATIVE_LLONG, &v) < 0)
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: cannot write attribute %s", fname, name);
+done:
+    if (attr >= 0) H5Aclose(attr);
+    if (space >= 0) H5Sclose(space);
+    return rc;
+}
+
+int molt_h5_create(hid_t *file, const char *path, const char *config_text, long step) {
+    int rc = MOLT_OK;
+    quiet();
+    *file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (*file < 0) MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot create %s: %s", path, strerror(errno));
+    MOLT_TRY(molt_h5_write_attr_str(*file, path, "format", MOLT_CKPT_FORMAT));
+    MOLT_TRY(molt_h5_write_attr_long(*file, path, "version", MOLT_CKPT_VERSION));
+    MOLT_TRY(molt_h5_write_attr_long(*file, path, "step", step));
+    MOLT_TRY(molt_h5_write_attr_str(*file, path, "config", config_text ? config_text : ""));
+done:
+    if (rc && *file >= 0) H5Fclose(*file), *file = -1;
+    return rc;
+}
+
+int molt_h5_write_params(hid_t file, const char *fname, const molt_model *m, const char *prefix,
+                         molt_h5_what what) {
+    int rc = MOLT_OK;
+    char path[256];
+    for (int i = 0; i < m->n_params; i++) {
+        const molt_param *p = &m->params[i];
+        const float *src = what == MOLT_H5_GRADS ? p->g : p->w;
+        if (!src) continue;
+        snprintf(path, sizeof path, "/%s%s", prefix, p->path);
+        MOLT_TRY(molt_h5_write_f32(file, fname, path, src, p->rows, p->cols));
+    }
+done:
+    return rc;
+}
+
+int molt_weights_save(const char *path, const molt_model *m, const char *config_text, long step) {
+    int rc = MOLT_OK;
+    hid_t file = -1;
+    char tmp[MOLT_PATH_MAX + 8];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    MOLT_TRY(molt_h5_create(&file, tmp, config_text, step));
+    MOLT_TRY(molt_h5_write_params(file, tmp, m, "", MOLT_H5_WEIGHTS));
+    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: flush failed", tmp);
+    if (H5Fclose(file) < 0) {
+        file = -1;
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: close failed", tmp);
+    }
+    file = -1;
+    if (rename(tmp, path) != 0)
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+done:
+    if (file >= 0) H5Fclose(file);
+    if (rc) remove(tmp);
+    return rc;
+}
+
+int molt_weights_load(const char *path, molt_model *m, int adapters) {
+    int rc = MOLT_OK;
+    hid_t file = -1;
+    char dpath[256];
+    quiet();
+    if (H5Fis_hdf5(path) <= 0)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: not a readable HDF5 file", path);
+    if ((file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot open", path);
+    for (int i = 0; i < m->n_params; i++) {
+        molt_param *p = &m->params[i];
+        if (p->kind == MOLT_PARAM_LORA && !adapters) continue;
+        snprintf(dpath, sizeof dpath, "/%s", p->path);
+        if (p->kind == MOLT_PARAM_LORA && H5Lexists(file, "/adapters", H5P_DEFAULT) <= 0) continue;
+        MOLT_TRY(molt_h5_read_f32(file, path, dpath, p->w, p->rows, p->cols));
+    }
+done:
+    if (file >= 0) H5Fclose(file);
+    return rc;
+}

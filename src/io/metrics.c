@@ -1,0 +1,69 @@
+/* metrics.c — see include/molt/metrics.h. */
+#include "molt/metrics.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "molt/err.h"
+
+int molt_mkdirs(const char *path) {
+    char buf[MOLT_PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0) return MOLT_OK;
+    if (n >= sizeof buf) return MOLT_ERROR(MOLT_ERR_INPUT, "path too long: %s", path);
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return MOLT_ERROR(MOLT_ERR_INTERNAL, "cannot create directory %s: %s", buf,
+                              strerror(errno));
+        buf[i] = c;
+    }
+    return MOLT_OK;
+}
+
+int molt_metrics_open(molt_metrics *mt, const char *run_dir, int append) {
+    int rc = MOLT_OK;
+    memset(mt, 0, sizeof *mt);
+    MOLT_TRY(molt_mkdirs(run_dir));
+    snprintf(mt->path, sizeof mt->path, "%s/metrics.jsonl", run_dir);
+    if (!(mt->f = fopen(mt->path, append ? "a" : "w")))
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot open %s: %s", mt->path, strerror(errno));
+done:
+    return rc;
+}
+
+int molt_metrics_write(molt_metrics *mt, const cJSON *obj) {
+    char *s = cJSON_PrintUnformatted(obj);
+    if (!s) return MOLT_ERROR(MOLT_ERR_INTERNAL, "cannot format a metrics line");
+    int bad = fprintf(mt->f, "%s\n", s) < 0 || fflush(mt->f) != 0;
+    cJSON_free(s);
+    if (bad) return MOLT_ERROR(MOLT_ERR_INTERNAL, "cannot write %s: %s", mt->path, strerror(errno));
+    return MOLT_OK;
+}
+
+int molt_metrics_close(molt_metrics *mt) {
+    int rc = MOLT_OK;
+    if (mt->f && fclose(mt->f) != 0)
+        rc = MOLT_ERROR(MOLT_ERR_INTERNAL, "cannot close %s: %s", mt->path, strerror(errno));
+    mt->f = NULL;
+    return rc;
+}
+
+int molt_write_text(const char *path, const char *text) {
+    char tmp[MOLT_PATH_MAX + 40];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return MOLT_ERROR(MOLT_ERR_INTERNAL, "cannot open %s: %s", tmp, strerror(errno));
+    int bad = fputs(text, f) < 0;
+    bad |= fclose(f) != 0;
+    if (bad || rename(tmp, path) != 0) {
+        remove(tmp);
+        return MOLT_ERROR(MOLT_ERR_INTERNAL, "cannot write %s: %s", path, strerror(errno));
+    }
+    return MOLT_OK;
+}

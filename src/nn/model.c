@@ -1,0 +1,449 @@
+/* model.c — parameters, initialisation and the forward/backward of the whole
+ * decoder (include/molt/model.h). Reads top to bottom: registry, init,
+ * activations, projection (base + LoRA), forward, backward. */
+#include "molt/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "molt/err.h"
+#include "molt/nn.h"
+#include "molt/rng.h"
+
+struct molt_acts {
+    int B, T;        /* capacity */
+    long N;          /* B*T rows */
+    int last_n_seq;  /* rows of the last forward */
+    long last_step;  /* dropout key of the last forward */
+    uint64_t last_first;
+    int last_training;
+    float *x, *xmid, *xn1, *xn2, *rstd1, *rstd2, *q, *k, *v, *att, *P, *gate, *up, *h;
+    float *lora_u, *lora_xd, *xf, *rstdf, *logits, *cos_t, *sin_t;
+    /* backward scratch */
+    float *dres, *dA, *dB, *dq, *dk, *dv, *dgate, *dup, *du, *dS, *drop;
+};
+
+static const char *const molt_layer_proj_group[MOLT_NPROJ] = {"self_attn", "self_attn", "self_attn",
+                                                       "self_attn", "mlp",       "mlp",
+                                                       "mlp"};
+
+void molt_proj_shape(const molt_dims *d, int p, int *in, int *out) {
+    int qd = d->H * d->hd, kd = d->Hkv * d->hd;
+    switch (p) {
+    case MOLT_PROJ_Q: *in = d->d, *out = qd; break;
+    case MOLT_PROJ_K:
+    case MOLT_PROJ_V: *in = d->d, *out = kd; break;
+    case MOLT_PROJ_O: *in = qd, *out = d->d; break;
+    case MOLT_PROJ_GATE:
+    case MOLT_PROJ_UP: *in = d->d, *out = d->dff; break;
+    default: *in = d->dff, *out = d->d; break;
+    }
+}
+
+int molt_dims_from_config(molt_dims *d, const molt_config *c) {
+    memset(d, 0, sizeof *d);
+    d->V = c->model.vocab_size;
+    d->d = c->model.d_model;
+    d->L = c->model.n_layers;
+    d->H = c->model.n_heads;
+    d->Hkv = c->model.n_kv_heads;
+    d->hd = d->d / d->H;
+    d->dff = c->model.d_ff;
+    d->T_max = c->model.max_seq_len;
+    d->tied = c->model.tie_embeddings;
+    d->mode = c->model.mode;
+    d->train_norms = c->lora.train_norms;
+    d->lora_targets = c->lora.targets;
+    d->r = c->lora.r;
+    d->lora_scale = (float)(c->lora.alpha / c->lora.r);
+    d->dropout = (float)c->lora.dropout;
+    d->eps = (float)c->model.norm_eps;
+    d->theta = c->model.rope_theta;
+    d->seed = c->train.seed;
+    if (d->d % d->H || d->H % d->Hkv || d->hd % 2)
+        return MOLT_ERROR(MOLT_ERR_INPUT, "model: d_model %d, n_heads %d, n_kv_heads %d do not "
+                                          "give an even head dim shared by whole kv groups",
+                          d->d, d->H, d->Hkv);
+    return MOLT_OK;
+}
+
+/* ---------------- parameter registry ---------------- */
+
+typedef struct {
+    molt_model *m;
+    int pass; /* 0: count sizes, 1: assign pointers */
+} reg_state;
+
+static float *reg(reg_state *s, float **gptr, const char *path, int rows, int cols, int trainable,
+                  int kind) {
+    molt_model *m = s->m;
+    size_t n = (size_t)rows * (cols ? cols : 1);
+    if (s->pass == 0) {
+        m->n_params++;
+        if (trainable) m->n_train += n;
+        else m->n_frozen += n;
+        if (gptr) *gptr = NULL;
+        return NULL;
+    }
+    molt_param *p = &m->params[m->n_params++];
+    snprintf(p->path, sizeof p->path, "%s", path);
+    p->rows = rows, p->cols = cols, p->trainable = trainable, p->kind = kind;
+    p->decay = cols > 0;
+    if (trainable) {
+        p->offset = m->n_train;
+        p->w = m->train + m->n_train;
+        p->g = m->grad + m->n_train;
+        m->n_train += n;
+    } else {
+        p->offset = m->n_frozen;
+        p->w = m->frozen + m->n_frozen;
+        m->n_frozen += n;
+    }
+    if (gptr) *gptr = p->g;
+    return p->w;
+}
+
+static void register_all(reg_state *s) {
+    molt_model *m = s->m;
+    const molt_dims *d = &m->dims;
+    int base_tr = d->mode == MOLT_MODE_FULL, norm_tr = base_tr || d->train_norms;
+    char path[160];
+    m->w.embed = reg(s, &m->g.embed, "base/model.embed_tokens.weight", d->V, d->d, base_tr,
+                     MOLT_PARAM_BASE);
+    for (int l = 0; l < d->L; l++) {
+        molt_layer_ptrs *w = m->w.layers ? &m->w.layers[l] : NULL;
+        molt_layer_ptrs *g = m->g.layers ? &m->g.layers[l] : NULL;
+        molt_layer_ptrs dw, dg;
+        if (!w) w = &dw, g = &dg;
+        snprintf(path, sizeof path, "base/model.layers.%d.input_layernorm.weight", l);
+        w->attn_norm = reg(s, &g->attn_norm, path, d->d, 0, norm_tr, MOLT_PARAM_BASE);
+        snprintf(path, sizeof path, "base/model.layers.%d.post_attention_layernorm.weight", l);
+        w->ffn_norm = reg(s, &g->ffn_norm, path, d->d, 0, norm_tr, MOLT_PARAM_BASE);
+        for (int p = 0; p < MOLT_NPROJ; p++) {
+            int in, out;
+            molt_proj_shape(d, p, &in, &out);
+            snprintf(path, sizeof path, "base/model.layers.%d.%s.%s.weight", l,
+                     molt_layer_proj_group[p], molt_proj_names[p]);
+            w->w[p] = reg(s, &g->w[p], path, out, in, base_tr, MOLT_PARAM_BASE);
+            w->A[p] = w->B[p] = g->A[p] = g->B[p] = NULL;
+            if (!(d->lora_targets & (1u << p))) continue;
+            snprintf(path, sizeof path, "adapters/model.layers.%d.%s.%s/shared/lora_A", l,
+                     molt_layer_proj_group[p], molt_proj_names[p]);
+            w->A[p] = reg(s, &g->A[p], path, d->r, in, 1, MOLT_PARAM_LORA);
+            snprintf(path, sizeof path, "adapters/model.layers.%d.%s.%s/shared/lora_B", l,
+                     molt_layer_proj_group[p], molt_proj_names[p]);
+            w->B[p] = reg(s, &g->B[p], path, out, d->r, 1, MOLT_PARAM_LORA);
+        }
+    }
+    m->w.final_norm = reg(s, &m->g.final_norm, "base/model.norm.weight", d->d, 0, norm_tr,
+                          MOLT_PARAM_BASE);
+    m->w.lm_head = NULL, m->g.lm_head = NULL;
+    if (!d->tied)
+        m->w.lm_head =
+            reg(s, &m->g.lm_head, "base/lm_head.weight", d->V, d->d, base_tr, MOLT_PARAM_BASE);
+}
+
+/* FNV-1a of the path: the init stream of a parameter depends on its name only. */
+static uint32_t path_id(const char *s) {
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static void init_params(molt_model *m, uint64_t seed) {
+    for (int i = 0; i < m->n_params; i++) {
+        molt_param *p = &m->params[i];
+        size_t n = (size_t)p->rows * (p->cols ? p->cols : 1);
+        molt_rng r;
+        molt_rng_init(&r, seed, MOLT_RNG_INIT, path_id(p->path), 0, 0);
+        const char *tail = strrchr(p->path, '/');
+        if (p->cols == 0) { /* RMSNorm weight */
+            for (size_t j = 0; j < n; j++) p->w[j] = 1.0f;
+        } else if (tail && !strcmp(tail, "/lora_A")) {
+            /* Kaiming-uniform with a = sqrt(5): bound = 1/sqrt(fan_in) (PEFT). */
+            float bound = 1.0f / sqrtf((float)p->cols);
+            for (size_t j = 0; j < n; j++) p->w[j] = bound * (2.0f * molt_rng_uniform(&r) - 1.0f);
+        } else if (tail && !strcmp(tail, "/lora_B")) {
+            memset(p->w, 0, n * sizeof(float));
+        } else {
+            for (size_t j = 0; j < n; j++) p->w[j] = 0.02f * molt_rng_normal(&r);
+        }
+    }
+}
+
+/* ---------------- activations ---------------- */
+
+static void acts_free(molt_acts *a) {
+    if (!a) return;
+    float **bufs[] = {&a->x,     &a->xmid,   &a->xn1,   &a->xn2,    &a->rstd1, &a->rstd2,
+                      &a->q,     &a->k,      &a->v,     &a->att,    &a->P,     &a->gate,
+                      &a->up,    &a->h,      &a->lora_u, &a->lora_xd, &a->xf,  &a->rstdf,
+                      &a->logits, &a->cos_t, &a->sin_t, &a->dres,   &a->dA,    &a->dB,
+                      &a->dq,    &a->dk,     &a->dv,    &a->dgate,  &a->dup,   &a->du,
+                      &a->dS,    &a->drop};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
+    free(a);
+}
+
+static int acts_create(molt_acts **out, const molt_dims *d, int B, int T) {
+    int rc = MOLT_OK;
+    molt_acts *a = NULL;
+    MOLT_ALLOC(a, 1);
+    long N = (long)B * T, L = d->L, qd = (long)d->H * d->hd, kd = (long)d->Hkv * d->hd;
+    long wmax = d->dff > qd ? d->dff : qd;
+    if (d->d > wmax) wmax = d->d;
+    a->B = B, a->T = T, a->N = N;
+    MOLT_ALLOC(a->x, (L + 1) * N * d->d);
+    MOLT_ALLOC(a->xmid, L * N * d->d);
+    MOLT_ALLOC(a->xn1, L * N * d->d);
+    MOLT_ALLOC(a->xn2, L * N * d->d);
+    MOLT_ALLOC(a->rstd1, L * N);
+    MOLT_ALLOC(a->rstd2, L * N);
+    MOLT_ALLOC(a->q, L * N * qd);
+    MOLT_ALLOC(a->k, L * N * kd);
+    MOLT_ALLOC(a->v, L * N * kd);
+    MOLT_ALLOC(a->att, L * N * qd);
+    MOLT_ALLOC(a->P, L * B * d->H * (long)T * T);
+    MOLT_ALLOC(a->gate, L * N * d->dff);
+    MOLT_ALLOC(a->up, L * N * d->dff);
+    MOLT_ALLOC(a->h, L * N * d->dff);
+    if (d->lora_targets) {
+        MOLT_ALLOC(a->lora_u, L * MOLT_NPROJ * N * d->r);
+        MOLT_ALLOC(a->du, N * d->r);
+        if (d->dropout > 0) {
+            MOLT_ALLOC(a->lora_xd, L * MOLT_NPROJ * N * wmax);
+            MOLT_ALLOC(a->drop, N * wmax);
+        }
+    }
+    MOLT_ALLOC(a->xf, N * d->d);
+    MOLT_ALLOC(a->rstdf, N);
+    MOLT_ALLOC(a->logits, N * d->V);
+    MOLT_ALLOC(a->cos_t, (long)T * d->hd / 2);
+    MOLT_ALLOC(a->sin_t, (long)T * d->hd / 2);
+    MOLT_ALLOC(a->dres, N * d->d);
+    MOLT_ALLOC(a->dA, N * wmax);
+    MOLT_ALLOC(a->dB, N * wmax);
+    MOLT_ALLOC(a->dq, N * qd);
+    MOLT_ALLOC(a->dk, N * kd);
+    MOLT_ALLOC(a->dv, N * kd);
+    MOLT_ALLOC(a->dgate, N * d->dff);
+    MOLT_ALLOC(a->dup, N * d->dff);
+    MOLT_ALLOC(a->dS, (long)T * T);
+    rope_tables(a->cos_t, a->sin_t, T, d->hd, d->theta);
+    *out = a;
+    a = NULL;
+done:
+    acts_free(a);
+    return rc;
+}
+
+int molt_model_create(molt_model *m, const molt_config *c, int B, int T) {
+    int rc = MOLT_OK;
+    memset(m, 0, sizeof *m);
+    MOLT_TRY(molt_dims_from_config(&m->dims, c));
+    if (T > m->dims.T_max)
+        MOLT_FAIL(MOLT_ERR_INPUT, "sequence length %d exceeds model.max_seq_len %d", T,
+                  m->dims.T_max);
+    reg_state s = {m, 0};
+    register_all(&s);
+    MOLT_ALLOC(m->params, m->n_params);
+    MOLT_ALLOC(m->frozen, m->n_frozen);
+    MOLT_ALLOC(m->train, m->n_train);
+    MOLT_ALLOC(m->grad, m->n_train);
+    MOLT_ALLOC(m->w.layers, m->dims.L);
+    MOLT_ALLOC(m->g.layers, m->dims.L);
+    m->n_params = 0, m->n_frozen = 0, m->n_train = 0;
+    s.pass = 1;
+    register_all(&s);
+    init_params(m, c->train.seed);
+    MOLT_TRY(acts_create(&m->acts, &m->dims, B, T));
+    m->act_B = B, m->act_T = T;
+done:
+    if (rc) molt_model_free(m);
+    return rc;
+}
+
+void molt_model_free(molt_model *m) {
+    free(m->params), free(m->frozen), free(m->train), free(m->grad);
+    free(m->w.layers), free(m->g.layers);
+    acts_free(m->acts);
+    memset(m, 0, sizeof *m);
+}
+
+const molt_param *molt_model_find(const molt_model *m, const char *path) {
+    for (int i = 0; i < m->n_params; i++)
+        if (!strcmp(m->params[i].path, path)) return &m->params[i];
+    return NULL;
+}
+
+const float *molt_model_logits(const molt_model *m) {
+    return m->acts->logits;
+}
+
+/* ---------------- projections: base GEMM + LoRA branch ---------------- */
+
+/* keep[n, j] = 0 or 1/(1-p), a pure function of (seed, step, global sample,
+ * layer, projection, position, feature): identical at every layout. */
+static void dropout_factors(float *keep, const molt_model *m, int l, int p, int n_seq, int in) {
+    const molt_acts *a = m->acts;
+    float pr = m->dims.dropout, scale = 1.0f / (1.0f - pr);
+    for (int b = 0; b < n_seq; b++) {
+        molt_rng r;
+        molt_rng_init(&r, m->dims.seed, MOLT_RNG_DROPOUT, (uint32_t)a->last_step,
+                      (uint32_t)(a->last_first + (uint64_t)b), (uint32_t)(l * 16 + p));
+        float *row = keep + (long)b * a->T * in;
+        for (long j = 0; j < (long)a->T * in; j++) row[j] = molt_rng_uniform(&r) < pr ? 0.0f : scale;
+    }
+}
+
+/* y[N,out] = x W^T + scale B A drop(x). */
+static void proj_forward(molt_model *m, int l, int p, float *y, const float *x, int n_seq) {
+    const molt_dims *d = &m->dims;
+    molt_acts *a = m->acts;
+    const molt_layer_ptrs *w = &m->w.layers[l];
+    int in, out, N = n_seq * a->T;
+    molt_proj_shape(d, p, &in, &out);
+    linear_forward(y, x, w->w[p], N, in, out, 0);
+    if (!w->A[p]) return;
+    const float *xd = x;
+    if (d->dropout > 0 && a->last_training) {
+        float *buf = a->lora_xd + ((long)l * MOLT_NPROJ + p) * a->N * (d->dff > d->d ? d->dff : d->d);
+        dropout_factors(a->drop, m, l, p, n_seq, in);
+        for (long i = 0; i < (long)N * in; i++) buf[i] = x[i] * a->drop[i];
+        xd = buf;
+    }
+    float *u = a->lora_u + ((long)l * MOLT_NPROJ + p) * a->N * d->r;
+    lora_forward(y, u, xd, w->A[p], w->B[p], N, in, out, d->r, d->lora_scale);
+}
+
+/* dx[N,in] += dy W + LoRA path; weight gradients where trainable. */
+static void proj_backward(molt_model *m, int l, int p, float *dx, const float *dy, const float *x,
+                          int n_seq) {
+    const molt_dims *d = &m->dims;
+    molt_acts *a = m->acts;
+    const molt_layer_ptrs *w = &m->w.layers[l], *g = &m->g.layers[l];
+    int in, out, N = n_seq * a->T;
+    molt_proj_shape(d, p, &in, &out);
+    linear_backward(dx, g->w[p], dy, x, w->w[p], N, in, out);
+    if (!w->A[p]) return;
+    const float *u = a->lora_u + ((long)l * MOLT_NPROJ + p) * a->N * d->r;
+    if (d->dropout > 0 && a->last_training) {
+        const float *xd =
+            a->lora_xd + ((long)l * MOLT_NPROJ + p) * a->N * (d->dff > d->d ? d->dff : d->d);
+        float *dxd = a->dB; /* scratch [N, wmax]; dB is free inside a projection */
+        memset(dxd, 0, sizeof(float) * (size_t)N * in);
+        lora_backward(dxd, g->A[p], g->B[p], a->du, dy, xd, u, w->A[p], w->B[p], N, in, out, d->r,
+                      d->lora_scale);
+        dropout_factors(a->drop, m, l, p, n_seq, in);
+        for (long i = 0; i < (long)N * in; i++) dx[i] += dxd[i] * a->drop[i];
+    } else {
+        lora_backward(dx, g->A[p], g->B[p], a->du, dy, x, u, w->A[p], w->B[p], N, in, out, d->r,
+                      d->lora_scale);
+    }
+}
+
+/* ---------------- forward ---------------- */
+
+double molt_model_forward(molt_model *m, const molt_batch *b, long step, uint64_t first,
+                          int training, long *count) {
+    const molt_dims *d = &m->dims;
+    molt_acts *a = m->acts;
+    const int T = a->T, ns = b->n_seq, N = ns * T;
+    const long S = a->N; /* per-layer stride of activations */
+    const long qd = (long)d->H * d->hd, kd = (long)d->Hkv * d->hd;
+    a->last_n_seq = ns, a->last_step = step, a->last_first = first;
+    a->last_training = training;
+
+    embedding_forward(a->x, b->inputs, m->w.embed, N, d->d);
+    for (int l = 0; l < d->L; l++) {
+        const molt_layer_ptrs *w = &m->w.layers[l];
+        float *x = a->x + l * S * d->d, *xnext = a->x + (l + 1) * S * d->d;
+        float *xmid = a->xmid + l * S * d->d, *xn1 = a->xn1 + l * S * d->d;
+        float *xn2 = a->xn2 + l * S * d->d;
+        float *q = a->q + l * S * qd, *k = a->k + l * S * kd, *v = a->v + l * S * kd;
+        float *att = a->att + l * S * qd, *P = a->P + (long)l * a->B * d->H * T * T;
+        float *gate = a->gate + l * S * d->dff, *up = a->up + l * S * d->dff;
+        float *h = a->h + l * S * d->dff;
+
+        rmsnorm_forward(xn1, a->rstd1 + l * S, x, w->attn_norm, N, d->d, d->eps);
+        proj_forward(m, l, MOLT_PROJ_Q, q, xn1, ns);
+        proj_forward(m, l, MOLT_PROJ_K, k, xn1, ns);
+        proj_forward(m, l, MOLT_PROJ_V, v, xn1, ns);
+        rope_forward(q, a->cos_t, a->sin_t, N, T, d->H, d->hd);
+        rope_forward(k, a->cos_t, a->sin_t, N, T, d->Hkv, d->hd);
+        attention_forward(att, P, q, k, v, ns, T, d->H, d->Hkv, d->hd);
+        proj_forward(m, l, MOLT_PROJ_O, xmid, att, ns);
+        for (long i = 0; i < (long)N * d->d; i++) xmid[i] += x[i];
+
+        rmsnorm_forward(xn2, a->rstd2 + l * S, xmid, w->ffn_norm, N, d->d, d->eps);
+        proj_forward(m, l, MOLT_PROJ_GATE, gate, xn2, ns);
+        proj_forward(m, l, MOLT_PROJ_UP, up, xn2, ns);
+        swiglu_forward(h, gate, up, (long)N * d->dff);
+        proj_forward(m, l, MOLT_PROJ_DOWN, xnext, h, ns);
+        for (long i = 0; i < (long)N * d->d; i++) xnext[i] += xmid[i];
+    }
+    rmsnorm_forward(a->xf, a->rstdf, a->x + d->L * S * d->d, m->w.final_norm, N, d->d, d->eps);
+    linear_forward(a->logits, a->xf, d->tied ? m->w.embed : m->w.lm_head, N, d->d, d->V, 0);
+    return cross_entropy_forward(a->logits, b->targets, N, d->V, count);
+}
+
+/* ---------------- backward ---------------- */
+
+void molt_model_backward(molt_model *m, const molt_batch *b, float scale) {
+    const molt_dims *d = &m->dims;
+    molt_acts *a = m->acts;
+    const int T = a->T, ns = a->last_n_seq, N = ns * T;
+    const long S = a->N, qd = (long)d->H * d->hd, kd = (long)d->Hkv * d->hd;
+    float *dres = a->dres;
+
+    /* logits = xf Whead^T; dlogits overwrites the logits */
+    cross_entropy_backward(a->logits, a->logits, b->targets, N, d->V, scale);
+    float *dxf = a->dA;
+    memset(dxf, 0, sizeof(float) * (size_t)N * d->d);
+    linear_backward(dxf, d->tied ? m->g.embed : m->g.lm_head, a->logits, a->xf,
+                    d->tied ? m->w.embed : m->w.lm_head, N, d->d, d->V);
+    memset(dres, 0, sizeof(float) * (size_t)N * d->d);
+    rmsnorm_backward(dres, m->g.final_norm, dxf, a->x + d->L * S * d->d, m->w.final_norm, a->rstdf,
+                     N, d->d);
+
+    for (int l = d->L - 1; l >= 0; l--) {
+        const molt_layer_ptrs *w = &m->w.layers[l], *g = &m->g.layers[l];
+        float *x = a->x + l * S * d->d, *xmid = a->xmid + l * S * d->d;
+        float *xn1 = a->xn1 + l * S * d->d, *xn2 = a->xn2 + l * S * d->d;
+        float *q = a->q + l * S * qd, *k = a->k + l * S * kd, *v = a->v + l * S * kd;
+        float *att = a->att + l * S * qd, *P = a->P + (long)l * a->B * d->H * T * T;
+        float *gate = a->gate + l * S * d->dff, *up = a->up + l * S * d->dff;
+        float *h = a->h + l * S * d->dff;
+
+        /* FFN block: dres is the gradient of the layer output */
+        float *dh = a->dA;
+        memset(dh, 0, sizeof(float) * (size_t)N * d->dff);
+        proj_backward(m, l, MOLT_PROJ_DOWN, dh, dres, h, ns);
+        swiglu_backward(a->dgate, a->dup, dh, gate, up, (long)N * d->dff);
+        float *dxn2 = a->dA;
+        memset(dxn2, 0, sizeof(float) * (size_t)N * d->d);
+        proj_backward(m, l, MOLT_PROJ_GATE, dxn2, a->dgate, xn2, ns);
+        proj_backward(m, l, MOLT_PROJ_UP, dxn2, a->dup, xn2, ns);
+        rmsnorm_backward(dres, g->ffn_norm, dxn2, xmid, w->ffn_norm, a->rstd2 + l * S, N, d->d);
+
+        /* attention block: dres is now the gradient of xmid */
+        float *datt = a->dA;
+        memset(datt, 0, sizeof(float) * (size_t)N * qd);
+        proj_backward(m, l, MOLT_PROJ_O, datt, dres, att, ns);
+        memset(a->dk, 0, sizeof(float) * (size_t)N * kd);
+        memset(a->dv, 0, sizeof(float) * (size_t)N * kd);
+        attention_backward(a->dq, a->dk, a->dv, a->dS, datt, P, q, k, v, ns, T, d->H, d->Hkv,
+                           d->hd);
+        rope_backward(a->dq, a->cos_t, a->sin_t, N, T, d->H, d->hd);
+        rope_backward(a->dk, a->cos_t, a->sin_t, N, T, d->Hkv, d->hd);
+        float *dxn1 = a->dA;
+        memset(dxn1, 0, sizeof(float) * (size_t)N * d->d);
+        proj_backward(m, l, MOLT_PROJ_Q, dxn1, a->dq, xn1, ns);
+        proj_backward(m, l, MOLT_PROJ_K, dxn1, a->dk, xn1, ns);
+        proj_backward(m, l, MOLT_PROJ_V, dxn1, a->dv, xn1, ns);
+        rmsnorm_backward(dres, g->attn_norm, dxn1, x, w->attn_norm, a->rstd1 + l * S, N, d->d);
+    }
+    if (m->g.embed) embedding_backward(m->g.embed, dres, b->inputs, N, d->d);
+}

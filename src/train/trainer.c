@@ -1,0 +1,353 @@
+/* trainer.c — the training loop (include/molt/train.h). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "molt/data.h"
+#include "molt/err.h"
+#include "molt/h5io.h"
+#include "molt/metrics.h"
+#include "molt/optim.h"
+#include "molt/train.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Every rank learns the worst code of all ranks (setup phases, where a
+ * failure on one rank must stop all of them cleanly). */
+static int agree(MPI_Comm comm, int rc) {
+    int all = rc;
+    if (MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS) return MOLT_ERR_INTERNAL;
+    return all;
+}
+
+/* A failure inside the step loop on one rank: end the whole job now. */
+static void abort_job(MPI_Comm comm, int rc) {
+    int world = 1;
+    MPI_Comm_size(comm, &world);
+    if (world > 1) {
+        fprintf(stderr, "molt: aborting the job (exit %d)\n", rc);
+        fflush(stderr);
+        MPI_Abort(comm, rc);
+    }
+}
+
+void molt_run_dir(const molt_config *c, char *out, size_t n) {
+    if (c->log.run_dir[0]) {
+        snprintf(out, n, "%s", c->log.run_dir);
+        return;
+    }
+    const char *base = strrchr(c->source, '/');
+    base = base ? base + 1 : (c->source[0] ? c->source : "run");
+    char stem[MOLT_PATH_MAX];
+    snprintf(stem, sizeof stem, "%s", base);
+    char *dot = strrchr(stem, '.');
+    if (dot && dot != stem) *dot = '\0';
+    snprintf(out, n, "runs/%s", stem);
+}
+
+static void fmt_duration(char *buf, size_t n, double s) {
+    if (s < 0 || !isfinite(s)) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else if (t >= 60) snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(buf, n, "%lds", t);
+}
+
+/* ---------------- evaluation ---------------- */
+
+/* One task example laid out as a batch row (same layout as the data source). */
+static int eval_row(const molt_config *c, int task, uint64_t index, molt_batch *b, int row) {
+    int rc = MOLT_OK, len = 0, plen = 0, T = b->seq_len;
+    int32_t *tok = NULL;
+    MOLT_ALLOC(tok, T + 1);
+    MOLT_TRY(molt_task_example(task, c->train.seed, MOLT_SPLIT_EVAL, index, tok, T + 1, &len,
+                               &plen));
+    int32_t *in = b->inputs + (long)row * T, *tg = b->targets + (long)row * T;
+    for (int t = 0; t < T; t++) {
+        in[t] = t < len ? tok[t] : MOLT_TOK_PAD;
+        tg[t] = (t + 1 < len && t + 1 >= plen) ? tok[t + 1] : MOLT_IGNORE;
+    }
+    b->task[row] = task;
+done:
+    free(tok);
+    return rc;
+}
+
+int molt_eval_tasks(molt_model *m, const molt_config *c, MPI_Comm comm, double acc[MOLT_NTASKS],
+                    double *eval_loss) {
+    int rc = MOLT_OK, rank = 0, world = 1;
+    molt_batch b = {0};
+    long hits[MOLT_NTASKS] = {0}, seen[MOLT_NTASKS] = {0};
+    double loss[2] = {0, 0}; /* summed loss, counted targets */
+    MOLT_MPI(MPI_Comm_rank(comm, &rank));
+    MOLT_MPI(MPI_Comm_size(comm, &world));
+    const int B = m->act_B, T = m->act_T, V = m->dims.V, S = c->eval.samples;
+    MOLT_TRY(molt_batch_alloc(&b, B, T));
+    int tasks[MOLT_NTASKS], nt = 0;
+    for (int t = 0; t < MOLT_NTASKS; t++)
+        if (c->eval.tasks & (1u << t)) tasks[nt++] = t;
+    /* item i = (task i / S, example i % S); rank r takes i ≡ r (mod world) */
+    long total = (long)nt * S, mine = total > rank ? (total - rank + world - 1) / world : 0;
+    for (long k0 = 0; k0 < mine; k0 += B) {
+        int n = (int)(mine - k0 < B ? mine - k0 : B);
+        b.n_seq = n;
+        for (int j = 0; j < n; j++) {
+            long i = rank + (k0 + j) * world;
+            MOLT_TRY(eval_row(c, tasks[i / S], (uint64_t)(i % S), &b, j));
+        }
+        long cnt = 0;
+        loss[0] += molt_model_forward(m, &b, 0, 0, 0, &cnt);
+        loss[1] += (double)cnt;
+        const float *logits = molt_model_logits(m);
+        for (int j = 0; j < n; j++) {
+            int ok = 1;
+            for (int t = 0; t < T && ok; t++) {
+                int32_t y = b.targets[(long)j * T + t];
+                if (y < 0) continue;
+                const float *z = logits + ((long)j * T + t) * V;
+                int best = 0;
+                for (int v = 1; v < V; v++)
+                    if (z[v] > z[best]) best = v;
+                ok = best == y;
+            }
+            hits[b.task[j]] += ok;
+            seen[b.task[j]]++;
+        }
+    }
+    MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, hits, MOLT_NTASKS, MPI_LONG, MPI_SUM, comm));
+    MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, seen, MOLT_NTASKS, MPI_LONG, MPI_SUM, comm));
+    MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, loss, 2, MPI_DOUBLE, MPI_SUM, comm));
+    for (int t = 0; t < MOLT_NTASKS; t++) acc[t] = seen[t] ? (double)hits[t] / seen[t] : -1.0;
+    *eval_loss = loss[1] > 0 ? loss[0] / loss[1] : 0.0;
+done:
+    molt_batch_free(&b);
+    return rc;
+}
+
+/* ---------------- training ---------------- */
+
+typedef struct {
+    const molt_config *c;
+    MPI_Comm comm;
+    int rank, world, local, micro, n_micro;
+    molt_model model;
+    molt_adamw opt;
+    molt_data *data;
+    molt_batch *mb; /* n_micro micro-batches of the current step */
+    molt_metrics metrics;
+    char run_dir[MOLT_PATH_MAX];
+} trainer;
+
+static void trainer_free(trainer *t) {
+    if (t->mb)
+        for (int i = 0; i < t->n_micro; i++) molt_batch_free(&t->mb[i]);
+    free(t->mb);
+    molt_data_close(t->data);
+    molt_adamw_free(&t->opt);
+    molt_model_free(&t->model);
+    if (t->metrics.f) molt_metrics_close(&t->metrics);
+}
+
+/* Checks every rank makes identically (config + world size): no agreement needed. */
+static int check_layout(const molt_config *c, int world, int *local, int *micro) {
+    if (c->train.batch_size % world)
+        return MOLT_ERROR(MOLT_ERR_INPUT,
+                          "train.batch_size %d is not divisible by the %d ranks of the job",
+                          c->train.batch_size, world);
+    *local = c->train.batch_size / world;
+    *micro = c->train.micro_batch ? c->train.micro_batch : *local;
+    if (*micro > *local || *local % *micro)
+        return MOLT_ERROR(MOLT_ERR_INPUT,
+                          "train.micro_batch %d must divide the per-rank batch %d "
+                          "(train.batch_size %d / %d ranks)",
+                          *micro, *local, c->train.batch_size, world);
+    return MOLT_OK;
+}
+
+static int trainer_setup(trainer *t, const molt_config *c, const char *config_text, MPI_Comm comm) {
+    int rc = MOLT_OK;
+    memset(t, 0, sizeof *t);
+    t->c = c, t->comm = comm;
+    MOLT_MPI(MPI_Comm_rank(comm, &t->rank));
+    MOLT_MPI(MPI_Comm_size(comm, &t->world));
+    MOLT_TRY(check_layout(c, t->world, &t->local, &t->micro));
+    t->n_micro = t->local / t->micro;
+    molt_run_dir(c, t->run_dir, sizeof t->run_dir);
+    /* Local work that may fail on one rank only: agree before going on. */
+    rc = molt_model_create(&t->model, c, t->micro, c->train.seq_len);
+    if (!rc && c->model.init_from[0]) rc = molt_weights_load(c->model.init_from, &t->model, 0);
+    if (!rc) rc = molt_adamw_create(&t->opt, t->model.n_train);
+    if (!rc) rc = molt_data_open(&t->data, c, MOLT_SPLIT_TRAIN);
+    if (!rc) {
+        t->mb = molt_calloc_at((size_t)t->n_micro, sizeof *t->mb, __FILE__, __LINE__);
+        if (!t->mb) rc = MOLT_ERR_INTERNAL;
+        for (int i = 0; !rc && i < t->n_micro; i++)
+            rc = molt_batch_alloc(&t->mb[i], t->micro, c->train.seq_len);
+    }
+    if (!rc && t->rank == 0) {
+        char path[MOLT_PATH_MAX + 16];
+        rc = molt_metrics_open(&t->metrics, t->run_dir, 0);
+        snprintf(path, sizeof path, "%s/config.ini", t->run_dir);
+        if (!rc) rc = molt_write_text(path, config_text);
+    }
+    rc = agree(comm, rc);
+done:
+    return rc;
+}
+
+/* One optimizer step; loss is the global mean. */
+static int train_step(trainer *t, long s, double *loss, double *gnorm, double *lr) {
+    int rc = MOLT_OK;
+    const molt_config *c = t->c;
+    molt_model *m = &t->model;
+    uint64_t first = (uint64_t)s * c->train.batch_size + (uint64_t)t->rank * t->local;
+    long cnt[1] = {0};
+    for (int i = 0; i < t->n_micro; i++) {
+        MOLT_TRY(molt_data_fill(t->data, first + (uint64_t)i * t->micro, &t->mb[i]));
+        const molt_batch *b = &t->mb[i];
+        for (long j = 0; j < (long)b->n_seq * b->seq_len; j++) cnt[0] += b->targets[j] >= 0;
+    }
+    if (t->world > 1) MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, cnt, 1, MPI_LONG, MPI_SUM, t->comm));
+    float scale = cnt[0] > 0 ? 1.0f / (float)cnt[0] : 0.0f;
+    double lsum = 0;
+    memset(m->grad, 0, sizeof(float) * m->n_train);
+    for (int i = 0; i < t->n_micro; i++) {
+        long n = 0;
+        lsum += molt_model_forward(m, &t->mb[i], s, first + (uint64_t)i * t->micro, 1, &n);
+        molt_model_backward(m, &t->mb[i], scale);
+    }
+    if (t->world > 1) {
+        MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, m->grad, (int)m->n_train, MPI_FLOAT, MPI_SUM, t->comm));
+        MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, &lsum, 1, MPI_DOUBLE, MPI_SUM, t->comm));
+    }
+    *loss = cnt[0] > 0 ? lsum / (double)cnt[0] : 0.0;
+    molt_optimizer_update(&t->opt, m, c, s, molt_grad_sumsq(m->grad, m->n_train), gnorm, lr);
+done:
+    return rc;
+}
+
+static cJSON *eval_json(const double acc[MOLT_NTASKS], double eval_loss, double *mean) {
+    cJSON *o = cJSON_CreateObject();
+    double sum = 0;
+    int n = 0;
+    for (int t = 0; t < MOLT_NTASKS; t++) {
+        if (acc[t] < 0) continue;
+        cJSON_AddNumberToObject(o, molt_task_names[t], acc[t]);
+        sum += acc[t], n++;
+    }
+    *mean = n ? sum / n : 0;
+    cJSON_AddNumberToObject(o, "mean", *mean);
+    cJSON_AddNumberToObject(o, "eval_loss", eval_loss);
+    return o;
+}
+
+static void print_eval_table(const double acc[MOLT_NTASKS], double eval_loss, double mean) {
+    printf("\n| task       | accuracy |\n|------------|----------|\n");
+    for (int t = 0; t < MOLT_NTASKS; t++)
+        if (acc[t] >= 0) printf("| %-10s | %7.1f%% |\n", molt_task_names[t], 100 * acc[t]);
+    printf("| %-10s | %7.1f%% |\neval loss %.4f\n\n", "mean", 100 * mean, eval_loss);
+    fflush(stdout);
+}
+
+static int run_eval(trainer *t, long step, cJSON *line, int final) {
+    int rc = MOLT_OK;
+    double acc[MOLT_NTASKS], el, mean;
+    if (t->c->data.source != MOLT_DATA_TASKS || t->c->eval.samples == 0) return MOLT_OK;
+    MOLT_TRY(molt_eval_tasks(&t->model, t->c, t->comm, acc, &el));
+    if (t->rank != 0) goto done;
+    cJSON *e = eval_json(acc, el, &mean);
+    if (line) cJSON_AddItemToObject(line, "eval", e);
+    if (final) {
+        char path[MOLT_PATH_MAX + 16], *s = NULL;
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddNumberToObject(root, "step", (double)step);
+        cJSON_AddItemToObject(root, "tasks", line ? cJSON_Duplicate(e, 1) : e);
+        s = cJSON_Print(root);
+        snprintf(path, sizeof path, "%s/eval.json", t->run_dir);
+        rc = s ? molt_write_text(path, s) : MOLT_ERR_INTERNAL;
+        cJSON_free(s);
+        cJSON_Delete(root);
+        print_eval_table(acc, el, mean);
+    } else if (!line) {
+        cJSON_Delete(e);
+    }
+done:
+    return rc;
+}
+
+int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm) {
+    int rc = MOLT_OK;
+    trainer t;
+    cJSON *line = NULL;
+    rc = trainer_setup(&t, c, config_text, comm);
+    if (rc) goto done;
+    if (t.rank == 0) {
+        printf("molt: %d rank(s) x %d micro-batch(es) of %d, %zu trainable / %zu frozen "
+               "parameters, run dir %s\n",
+               t.world, t.n_micro, t.micro, t.model.n_train, t.model.n_frozen, t.run_dir);
+        fflush(stdout);
+    }
+    const long steps = c->train.steps;
+    const double tok_per_step = (double)c->train.batch_size * c->train.seq_len;
+    double t0 = now_s(), tlog = t0;
+    long slog = 0;
+    for (long s = 0; s < steps; s++) {
+        double loss, gnorm, lr;
+        rc = train_step(&t, s, &loss, &gnorm, &lr);
+        if (rc) abort_job(comm, rc);
+        if (rc) goto done;
+        int last = s + 1 == steps, do_log = (s + 1) % c->log.every == 0 || last || s == 0;
+        int do_eval = c->eval.every > 0 && (s + 1) % c->eval.every == 0 && !last;
+        if (!do_log && !do_eval) continue;
+        double tn = now_s(), elapsed = tn - t0;
+        double tok_s = tok_per_step * (double)(s + 1 - slog) / (tn - tlog > 1e-9 ? tn - tlog : 1e-9);
+        tlog = tn, slog = s + 1;
+        if (t.rank == 0) {
+            line = cJSON_CreateObject();
+            cJSON_AddNumberToObject(line, "step", (double)(s + 1));
+            cJSON_AddNumberToObject(line, "loss", loss);
+            cJSON_AddNumberToObject(line, "lr", lr);
+            cJSON_AddNumberToObject(line, "grad_norm", gnorm);
+            cJSON_AddNumberToObject(line, "tokens", tok_per_step * (double)(s + 1));
+            cJSON_AddNumberToObject(line, "tok_s", tok_s);
+            cJSON_AddNumberToObject(line, "elapsed", elapsed);
+        }
+        if (do_eval) {
+            rc = run_eval(&t, s + 1, line, 0);
+            if (rc) abort_job(comm, rc);
+            if (rc) goto done;
+        }
+        if (t.rank == 0) {
+            char eta[32], el[32];
+            fmt_duration(eta, sizeof eta, elapsed / (double)(s + 1) * (double)(steps - s - 1));
+            fmt_duration(el, sizeof el, elapsed);
+            printf("step %6ld/%ld | loss %.4f | lr %.2e | gnorm %.3f | %7.0f tok/s | %s | ETA %s\n",
+                   s + 1, steps, loss, lr, gnorm, tok_s, el, eta);
+            fflush(stdout);
+            rc = molt_metrics_write(&t.metrics, line);
+            cJSON_Delete(line);
+            line = NULL;
+            if (rc) abort_job(comm, rc);
+            if (rc) goto done;
+        }
+    }
+    rc = run_eval(&t, steps, NULL, 1);
+    if (!rc && t.rank == 0) {
+        char path[MOLT_PATH_MAX + 16];
+        snprintf(path, sizeof path, "%s/final.h5", t.run_dir);
+        rc = molt_weights_save(path, &t.model, config_text, steps);
+        if (!rc) printf("molt: final weights -> %s\n", path);
+    }
+    rc = agree(comm, rc);
+done:
+    cJSON_Delete(line);
+    trainer_free(&t);
+    return rc;
+}

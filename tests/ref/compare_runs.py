@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Compare two or more molt run directories: the loss of every logged step
+(metrics.jsonl, max relative difference) and every dataset of final.h5
+(relative L2 difference ||a-b||/||b|| per tensor), within a tolerance.
+Max-abs weight differences are printed too but not judged: AdamW turns a
+rounding-level gradient (1e-12 vs 0, from a different summation order) into an
+O(lr) step for that one entry, so single entries may differ by ~lr while the
+tensor and the loss curve agree.
+usage: compare_runs.py --tol 1e-5 RUN_A RUN_B [RUN_C ...]
+Exit 0 when every run matches the first, 1 otherwise."""
+import argparse, json, sys
+import h5py, numpy as np
+
+def losses(run):
+    with open(f"{run}/metrics.jsonl") as f:
+        return {int(o["step"]): o["loss"] for o in map(json.loads, f)}
+
+def weights(run):
+    out = {}
+    with h5py.File(f"{run}/final.h5", "r") as f:
+        f.visititems(lambda n, o: out.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None)
+    return out
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tol", type=float, default=1e-5)
+    ap.add_argument("runs", nargs="+")
+    a = ap.parse_args()
+    ref_l, ref_w = losses(a.runs[0]), weights(a.runs[0])
+    bad = 0
+    for run in a.runs[1:]:
+        l, w = losses(run), weights(run)
+        if l.keys() != ref_l.keys():
+            print(f"{run}: logged steps differ"); bad += 1; continue
+        worst = max(abs(l[s] - ref_l[s]) / abs(ref_l[s]) for s in l)
+        werr, wmax = 0.0, 0.0
+        if w.keys() != ref_w.keys():
+            print(f"{run}: final.h5 datasets differ"); bad += 1; continue
+        for k in w:
+            a64, b64 = w[k].astype(np.float64), ref_w[k].astype(np.float64)
+            werr = max(werr, float(np.linalg.norm(a64 - b64) / max(np.linalg.norm(b64), 1e-30)))
+            wmax = max(wmax, float(np.abs(a64 - b64).max() / max(np.abs(b64).max(), 1e-30)))
+        ok = worst <= a.tol and werr <= a.tol
+        bad += not ok
+        print(f"{run}: {len(l)} steps, max loss rel diff {worst:.2e}, "
+              f"max weight rel L2 diff {werr:.2e} (max-abs {wmax:.1e}) {'OK' if ok else 'FAIL'}")
+    print(f"compare: {len(a.runs) - 1} runs against {a.runs[0]}, {bad} failed")
+    return 1 if bad else 0
+
+if __name__ == "__main__":
+    sys.exit(main())
