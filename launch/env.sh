@@ -16,3 +16,9 @@ MOLT_PYTHON=/usr/bin/python3
 MOLT_NCORES=$(nproc)
 export MOLT_PYTHON MOLT_MPIRUN_FLAGS MOLT_NCORES
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are left exactly as the host set them.
+# molt_threads NP: OpenMP + OpenBLAS threads per rank so ranks x threads = cores.
+# Idle OpenMP threads must sleep, not spin, or they starve OpenBLAS's threads.
+molt_threads() {
+  local t=$(( MOLT_NCORES / ${1:-1} )); [ "$t" -ge 1 ] || t=1
+  export OMP_NUM_THREADS=$t OPENBLAS_NUM_THREADS=$t OMP_WAIT_POLICY=PASSIVE
+}

@@ -299,7 +299,7 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm)
     double t0 = now_s(), tlog = t0;
     long slog = 0;
     for (long s = 0; s < steps; s++) {
-        double loss, gnorm, lr;
+        double loss = 0, gnorm = 0, lr = 0;
         rc = train_step(&t, s, &loss, &gnorm, &lr);
         if (rc) abort_job(comm, rc);
         if (rc) goto done;
