@@ -73,10 +73,13 @@ int molt_cmd_train(int argc, char **argv, MPI_Comm comm) {
     }
     if (rank != 0) MOLT_ALLOC(text, len);
     MOLT_MPI(MPI_Bcast(text, (int)len, MPI_CHAR, 0, comm));
-    if (rank != 0) {
-        molt_config_defaults(&c);
-        MOLT_TRY(molt_config_load_string(&c, text, "resolved config"));
-    }
+    /* Every rank parses the resolved text (rank 0 too, so all hold the same
+     * struct) and all agree on the outcome before anyone goes on. */
+    molt_config_defaults(&c);
+    rc = molt_config_load_string(&c, text, "resolved config");
+    int all = rc;
+    MOLT_MPI(MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, comm));
+    if ((rc = all) != MOLT_OK) goto done;
     snprintf(c.source, sizeof c.source, "%s", argv[1]);
     if (rank == 0) {
         printf("# molt train %s — resolved configuration\n%s\n", argv[1], text);

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "molt/data.h"
 #include "molt/err.h"
@@ -180,6 +181,11 @@ static const char *const bool_true[] = {"true", "yes", "on", "1"};
 static const char *const bool_false[] = {"false", "no", "off", "0"};
 
 /* Longest text of one value: a string key, or a list of every name. */
+/* Strings must fit on one line of the resolved config, which Debian's inih
+ * reads in lines of at most 199 characters: "key = value" with the longest key
+ * stays under that at 160 characters of value. */
+enum { STRING_VALUE_MAX = 160 };
+
 enum { VALUE_TEXT_MAX = MOLT_PATH_MAX + 256, LIST_TEXT_MAX = 768 };
 
 /* ---- small text helpers ---------------------------------------------- */
@@ -266,7 +272,7 @@ static void allowed_text(const key_spec *k, char *buf, size_t n) {
         snprintf(buf, n, "true, false, yes, no, on, off, 1, 0");
         break;
     case T_STRING:
-        snprintf(buf, n, "text, up to %d characters", MOLT_PATH_MAX - 1);
+        snprintf(buf, n, "text, up to %d characters", STRING_VALUE_MAX);
         break;
     case T_ENUM:
         names_text(k, buf, n);
@@ -406,9 +412,9 @@ done:
 static int parse_string(const key_spec *k, const char *text, char *field, const char *where) {
     int rc = MOLT_OK;
     size_t len = strlen(text);
-    if (len >= MOLT_PATH_MAX)
+    if (len > STRING_VALUE_MAX)
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: %s.%s: value is %zu characters long (limit %d)", where,
-                  k->section, k->key, len, MOLT_PATH_MAX - 1);
+                  k->section, k->key, len, STRING_VALUE_MAX);
     if (!representable(text))
         MOLT_FAIL(MOLT_ERR_INPUT,
                   "%s: %s.%s: \"%.80s\" cannot be written back to an INI file (no ';', '#', "
@@ -735,7 +741,13 @@ done:
 
 int molt_config_load(molt_config *c, const char *path) {
     int rc = MOLT_OK;
-    FILE *f = fopen(path, "r");
+    struct stat st;
+    FILE *f = NULL;
+    if (stat(path, &st) != 0)
+        MOLT_FAIL(MOLT_ERR_INPUT, "cannot open config %s: %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        MOLT_FAIL(MOLT_ERR_INPUT, "config %s is not a regular file", path);
+    f = fopen(path, "r");
     if (!f) MOLT_FAIL(MOLT_ERR_INPUT, "cannot open config %s: %s", path, strerror(errno));
     ini_source s = {.name = path, .file = f};
     rc = parse_ini(c, &s);

@@ -41,7 +41,9 @@ Choices made where the format is silent (documented here on purpose):
   * /adapters must hold exactly the modules named by lora.targets (exit 2
     otherwise); with lora.targets = none the group must be absent or empty.
   * a batch in which every target is -1 gives loss 0 (sum / max(count, 1)).
-  * /out/loss may be stored as shape [1] or as a scalar.
+  * /out/loss may be stored as shape [1] or as a scalar; /out/logits as
+    [B,T,V] or [B*T,V] (what oracle_dump.c writes; same row-major data).
+  * lora.targets also accepts "all" (every projection), as molt's parser does.
   * a shape mismatch between a dumped output/grad/after tensor and the oracle
     is a FAIL line (not exit 2); a mis-shaped weight is exit 2.
   * booleans in the config accept true/false, 1/0, yes/no, on/off.
@@ -185,7 +187,9 @@ class Spec:
         if t.lower() in ("", "none"):
             self.targets = []
         else:
-            self.targets = t.split(",")
+            self.targets = [p for p in t.split(",") if p and p != "none"]
+            if "all" in self.targets:
+                self.targets = list(PROJS)
             for p in self.targets:
                 if p not in PROJS:
                     raise Malformed("attribute /config: lora.targets: unknown projection %r "
@@ -471,6 +475,8 @@ def run(path, tol):
             P[n].requires_grad_(True)
         logits, loss = forward(spec, P, inputs, targets)
         loss.backward()
+        if d_logits.shape == (B * T, spec.V):  # oracle_dump.c writes [B*T, V]
+            d_logits = d_logits.reshape(B, T, spec.V)
         rep.compare("out/logits", d_logits, logits)
         rep.compare("out/loss", d_loss.reshape(1), loss.detach().reshape(1))
 
