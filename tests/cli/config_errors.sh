@@ -2,30 +2,8 @@
 # molt train: each kind of bad configuration file exits 2 with exactly one
 # error that names the file, the line and the key, and what is allowed; and
 # nothing is written. (Arguments, --set, help and multi-rank: train_args.sh.)
-set -euo pipefail
-source "$MOLT_SRC/launch/env.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$MOLT_SRC/tests/cli/lib.bash"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# expect WHAT RC PATTERN... -- COMMAND...: COMMAND exits RC and its stderr holds
-# every PATTERN (fixed strings) and exactly one "error:" line (reported once,
-# where it happened; the "from" lines that follow are its trace).
-expect() {
-  local what=$1 want=$2 pats=() rc=0
-  shift 2
-  while [ "$1" != -- ]; do pats+=("$1"); shift; done
-  shift
-  "$@" > out.txt 2> err.txt || rc=$?
-  [ "$rc" = "$want" ] || { cat err.txt >&2; fail "$what: exit $rc, expected $want"; }
-  local p
-  for p in "${pats[@]}"; do
-    grep -qF -- "$p" err.txt || { cat err.txt >&2; fail "$what: stderr lacks '$p'"; }
-  done
-  [ "$(grep -c ': error: ' err.txt)" = 1 ] || { cat err.txt >&2; fail "$what: not one error line"; }
-}
 
 # conf FILE LINE...: the tiny config with LINEs appended (line numbers below
 # count from the top of the fixture, so each case states its own line).

@@ -4,28 +4,9 @@
 # too short for one sequence, not a shard at all) exits 2 with a message that
 # names the file, and the token's position when one token is bad. Under 2
 # ranks such an error exits 2 without a hang.
-set -euo pipefail
-source "$MOLT_SRC/launch/env.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$MOLT_SRC/tests/cli/lib.bash"
+ONE_ERROR=0
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# expect WHAT RC PATTERN... -- COMMAND...: COMMAND exits RC and its stderr holds
-# every PATTERN (fixed strings).
-expect() {
-  local what=$1 want=$2 pats=() rc=0
-  shift 2
-  while [ "$1" != -- ]; do pats+=("$1"); shift; done
-  shift
-  "$@" > out.txt 2> err.txt || rc=$?
-  [ "$rc" = "$want" ] || { cat err.txt >&2; fail "$what: exit $rc, expected $want"; }
-  local p
-  for p in "${pats[@]}"; do
-    grep -qF -- "$p" err.txt || { cat err.txt >&2; fail "$what: stderr lacks '$p'"; }
-  done
-}
 cfg="$MOLT_SRC/tests/cli/fixtures/train_tiny.ini"
 # train_shard PATH [more --set]: train.seq_len = 16, model.vocab_size = 259.
 train_shard() {

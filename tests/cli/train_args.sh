@@ -3,28 +3,9 @@
 # bad commands, arguments and --set options exit 2 with one message that says
 # what is wrong; under 2 ranks a config error exits 2 quickly and is printed
 # once, by rank 0. (Errors inside config files: config_errors.sh.)
-set -euo pipefail
-source "$MOLT_SRC/launch/env.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$MOLT_SRC/tests/cli/lib.bash"
+ONE_ERROR=0 # checked case by case with one_error
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# expect WHAT RC PATTERN... -- COMMAND...: COMMAND exits RC and its stderr holds
-# every PATTERN (fixed strings).
-expect() {
-  local what=$1 want=$2 pats=() rc=0
-  shift 2
-  while [ "$1" != -- ]; do pats+=("$1"); shift; done
-  shift
-  "$@" > out.txt 2> err.txt || rc=$?
-  [ "$rc" = "$want" ] || { cat err.txt >&2; fail "$what: exit $rc, expected $want"; }
-  local p
-  for p in "${pats[@]}"; do
-    grep -qF -- "$p" err.txt || { cat err.txt >&2; fail "$what: stderr lacks '$p'"; }
-  done
-}
 one_error() {
   [ "$(grep -c ': error: ' err.txt)" = 1 ] || { cat err.txt >&2; fail "$1: not one error line"; }
 }

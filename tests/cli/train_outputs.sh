@@ -5,21 +5,8 @@
 # object per logged step), eval.json and final.h5. A peft run starts from
 # final.h5 (model.init_from); a base of the wrong shape or a missing one exits
 # 2 naming the dataset and shape, or the path.
-set -euo pipefail
-source "$MOLT_SRC/launch/env.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
+source "$MOLT_SRC/tests/cli/lib.bash"
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# run WHAT RC COMMAND...: COMMAND exits RC (stdout in out.txt, stderr in err.txt).
-run() {
-  local what=$1 want=$2 rc=0
-  shift 2
-  "$@" > out.txt 2> err.txt || rc=$?
-  [ "$rc" = "$want" ] || { cat err.txt >&2; fail "$what: exit $rc, expected $want"; }
-}
 cfg="$MOLT_SRC/tests/cli/fixtures/train_tiny.ini"
 
 # 1. A dense run: 2 steps of 2 x 16 tokens, each step logged; lr and d_ff
