@@ -18,6 +18,17 @@ typedef enum { MOLT_MODE_FULL = 0, MOLT_MODE_PEFT = 1 } molt_mode;
 typedef enum { MOLT_SCHED_COSINE = 0, MOLT_SCHED_LINEAR = 1, MOLT_SCHED_CONSTANT = 2 } molt_schedule;
 typedef enum { MOLT_DATA_TASKS = 0, MOLT_DATA_SHARDS = 1, MOLT_DATA_TEXT = 2 } molt_data_source;
 typedef enum { MOLT_LORA_INIT_KAIMING = 0 } molt_lora_init;
+typedef enum {
+    MOLT_PLACE_NONE = 0,  /* dense model (plain LoRA at most) */
+    MOLT_PLACE_PLUGIN,    /* router + N LoRA experts per targeted projection */
+    MOLT_PLACE_FUSED_MLP, /* one router per FFN; expert = FFN with LoRA-adapted gate/up/down */
+    MOLT_PLACE_FFN        /* experts are full SwiGLU FFNs with their own weights */
+} molt_placement;
+typedef enum { MOLT_AUX_BALANCE = 0, MOLT_AUX_DYNMOLE, MOLT_AUX_ZLOSS, MOLT_NAUX } molt_aux_kind;
+typedef enum { MOLT_AUX_SUM = 0, MOLT_AUX_MEAN = 1 } molt_aux_reduce;
+typedef enum { MOLT_DISPATCH_ALLTOALL = 0, MOLT_DISPATCH_REPLICATE, MOLT_DISPATCH_AUTO } molt_dispatch;
+/* The most layers a per-layer expert list may describe. */
+#define MOLT_MAX_LAYERS 1024
 
 /* The seven projections, in Hugging Face LLaMA names. Bit i of a target mask
  * is projection i. */
@@ -42,6 +53,17 @@ typedef struct {
         int init;        /* molt_lora_init */
         int train_norms; /* peft: also train RMSNorm weights */
     } lora;
+    struct {
+        int placement;      /* molt_placement */
+        unsigned targets;   /* plugin: projections with experts */
+        char num_experts[MOLT_PATH_MAX]; /* "6" or per layer "2x8,4x8" (count x layers) */
+        int router;         /* molt_router_kind (router.h) */
+        int top_k, keep_top_k, expert_d_ff, aux_reduce, dispatch;
+        double top_p;       /* 0 = the router's reference default */
+        double entropy_threshold, entropy_q, jitter, capacity_factor;
+        unsigned aux;       /* bitmask over molt_aux_kind */
+        double balance_coef, dynmole_coef, dynmole_balance_coef, zloss_coef;
+    } moe;
     struct {
         int steps, batch_size, micro_batch, seq_len, warmup, schedule;
         double lr, min_lr, weight_decay, beta1, beta2, eps, grad_clip;
@@ -84,6 +106,10 @@ int molt_config_validate(const molt_config *c);
 /* The resolved configuration as INI text (every key, one per line, sections in
  * order); caller frees. NULL on allocation failure (reported). */
 char *molt_config_to_ini(const molt_config *c);
+/* Experts of layer l (0 when the layer has no MoE); valid after validate. */
+int molt_config_experts(const molt_config *c, int layer);
+/* top_p with the router default resolved (topp 0.8, dynmole 0.75). */
+double molt_config_top_p(const molt_config *c);
 /* One line per key: section.key, type, default, allowed values, help. */
 void molt_config_print_keys(FILE *out);
 

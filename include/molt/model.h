@@ -10,10 +10,12 @@
 #ifndef MOLT_MODEL_H
 #define MOLT_MODEL_H
 #include <stddef.h>
+#include <mpi.h>
 #include <stdint.h>
 
 #include "molt/config.h"
 #include "molt/data.h"
+#include "molt/router.h"
 
 typedef struct {
     int V, d, L, H, Hkv, hd, dff, T_max, tied, mode, train_norms;
@@ -22,9 +24,28 @@ typedef struct {
     float lora_scale, dropout, eps;
     double theta;
     uint64_t seed; /* keys initialisation and dropout */
+    /* mixture of experts (DESIGN §2–§4) */
+    int placement;          /* molt_placement */
+    unsigned moe_targets;   /* plugin projections */
+    int n_exp[MOLT_MAX_LAYERS];
+    int expert_dff;         /* ffn placement */
+    float jitter;           /* switch: input jitter eps in training */
+    molt_router_cfg router;
+    molt_aux_cfg aux;
+    int aux_mean;           /* aux of all sites averaged instead of summed */
 } molt_dims;
 
-typedef enum { MOLT_PARAM_BASE = 0, MOLT_PARAM_LORA = 1 } molt_param_kind;
+/* A MoE site: one router and its experts. Slot p < MOLT_NPROJ is the plugin
+ * site of projection p; slot MOLT_SITE_MLP is the FFN block's. */
+#define MOLT_SITE_MLP MOLT_NPROJ
+#define MOLT_SITE_SLOTS (MOLT_NPROJ + 1)
+
+typedef enum {
+    MOLT_PARAM_BASE = 0,   /* base weights (DESIGN §7 /base) */
+    MOLT_PARAM_LORA = 1,   /* adapters: shared LoRA and LoRA experts (/adapters) */
+    MOLT_PARAM_ROUTER = 2, /* /routers */
+    MOLT_PARAM_EXPERT = 3  /* full FFN experts (/experts) */
+} molt_param_kind;
 
 typedef struct {
     char path[160]; /* "base/model.layers.0.self_attn.q_proj.weight",
@@ -40,6 +61,11 @@ typedef struct {
     float *attn_norm, *ffn_norm;
     float *w[MOLT_NPROJ];             /* [out, in] */
     float *A[MOLT_NPROJ], *B[MOLT_NPROJ]; /* LoRA, NULL if not targeted */
+    /* experts: router[slot] [N, in]; expert e's LoRA at eA[p] + e*r*in and
+     * eB[p] + e*out*r; ffn expert e's weights at ew[p] + e*dffe*d (p = gate,
+     * up, down). NULL where absent. */
+    float *router[MOLT_SITE_SLOTS], *router_b;
+    float *eA[MOLT_NPROJ], *eB[MOLT_NPROJ], *ew[MOLT_NPROJ];
 } molt_layer_ptrs;
 
 typedef struct {
@@ -58,6 +84,8 @@ typedef struct {
     molt_ptrs w, g; /* g.* NULL for frozen weights */
     molt_acts *acts; /* activations for micro-batches up to B x T */
     int act_B, act_T;
+    struct molt_moe_site **sites; /* [L * MOLT_SITE_SLOTS], NULL where no site */
+    int failed; /* error code of a failure inside forward/backward (reported), else 0 */
 } molt_model;
 
 int molt_dims_from_config(molt_dims *d, const molt_config *c);
@@ -79,5 +107,25 @@ void molt_model_backward(molt_model *m, const molt_batch *b, float scale);
 const float *molt_model_logits(const molt_model *m); /* [n_seq*T, V] of the last forward */
 
 const molt_param *molt_model_find(const molt_model *m, const char *path);
+
+/* ---- mixture-of-experts statistics and auxiliary losses ----
+ * Every forward adds each site's router statistics to its local sums. The
+ * auxiliary losses are functions of the whole global batch, so their value and
+ * gradients use `global` sums: molt_moe_stats_reduce sums the local ones over
+ * `comm` (all data-parallel ranks) into global before the backward passes. */
+int molt_model_has_moe(const molt_model *m);
+void molt_moe_stats_reset(molt_model *m);
+int molt_moe_stats_reduce(molt_model *m, MPI_Comm comm);
+/* The auxiliary loss of the global batch (sum or mean over sites). */
+double molt_moe_aux_loss(const molt_model *m);
+/* Per-site diagnostics as JSON (load fractions, entropy, soft fraction,
+ * experts per token) from the global sums; caller owns the cJSON. */
+struct cJSON *molt_moe_diagnostics(const molt_model *m);
+/* The site whose routing the evaluation reports per task: the first site of
+ * the last MoE layer. Adds, for the last forward's non-padding tokens of
+ * batch b, counts[task * n_exp + e] += 1 for each selected expert e. Returns
+ * the site's expert count (0 without MoE) and its name in `name`. */
+int molt_moe_task_routing(const molt_model *m, const molt_batch *b, double *counts, char *name,
+                          size_t name_len);
 
 #endif

@@ -24,7 +24,9 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm)
  * in eval.tasks, spread over the ranks of `comm`. acc[t] = -1 for tasks not
  * evaluated. Also the mean eval loss per counted target. */
 int molt_eval_tasks(molt_model *m, const molt_config *c, MPI_Comm comm, double acc[MOLT_NTASKS],
-                    double *eval_loss);
+                    double *eval_loss, double *route);
+/* route (may be NULL): [MOLT_NTASKS * n_exp] counts of (task, expert) choices
+ * at the model's report site (molt_moe_task_routing), summed over ranks. */
 
 /* The run directory of a config: log.run_dir, or runs/<config file stem>. */
 void molt_run_dir(const molt_config *c, char *out, size_t n);

@@ -33,6 +33,7 @@
 
 #include "molt/data.h"
 #include "molt/err.h"
+#include "molt/router.h"
 
 const char *const molt_proj_names[MOLT_NPROJ] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                                  "gate_proj", "up_proj", "down_proj"};
@@ -41,6 +42,10 @@ static const char *const mode_names[] = {"full", "peft"};
 static const char *const schedule_names[] = {"cosine", "linear", "constant"};
 static const char *const source_names[] = {"tasks", "shards", "text"};
 static const char *const lora_init_names[] = {"kaiming"};
+static const char *const placement_names[] = {"none", "plugin", "fused_mlp", "ffn"};
+static const char *const aux_names[] = {"balance", "dynmole", "zloss"};
+static const char *const aux_reduce_names[] = {"sum", "mean"};
+static const char *const dispatch_names[] = {"alltoall", "replicate", "auto"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 _Static_assert(COUNT(mode_names) == MOLT_MODE_PEFT + 1, "mode_names follows molt_mode");
@@ -114,6 +119,39 @@ static const key_spec KEYS[] = {
      "adapter initialization (A kaiming-uniform, B zero)"},
     {"lora", "train_norms", T_BOOL, AT(lora.train_norms), "false", ANY, NONE,
      "peft: also train RMSNorm weights"},
+
+    {"moe", "placement", T_ENUM, AT(moe.placement), "none", ANY, NAMES(placement_names),
+     "where experts go: none, plugin (router + LoRA experts per projection), fused_mlp (MixLoRA), ffn (full FFN experts)"},
+    {"moe", "targets", T_MASK, AT(moe.targets), "gate_proj,up_proj,down_proj", ANY, NAMES(molt_proj_names),
+     "plugin: projections that get a router and LoRA experts"},
+    {"moe", "num_experts", T_STRING, AT(moe.num_experts), "6", ANY, NONE,
+     "experts per layer: a count, or per-layer list COUNTxLAYERS,... covering model.n_layers (MoLA)"},
+    {"moe", "router", T_ENUM, AT(moe.router), "topk", ANY, NAMES(molt_router_names),
+     "routing rule (DESIGN section 3)"},
+    {"moe", "top_k", T_INT, AT(moe.top_k), "2", CLOSED(1, 4096), NONE, "experts per token (topk, factor, expert_choice)"},
+    {"moe", "top_p", T_DOUBLE, AT(moe.top_p), "0", CLOSED(0, 1), NONE,
+     "probability mass kept (topp, dynmole); 0 = reference default (topp 0.8, dynmole 0.75)"},
+    {"moe", "keep_top_k", T_INT, AT(moe.keep_top_k), "2", CLOSED(1, 4096), NONE, "dynmole: experts always kept"},
+    {"moe", "entropy_threshold", T_DOUBLE, AT(moe.entropy_threshold), "0.9", CLOSED(0, 1e6), NONE,
+     "dynmole: soft routing above this normalised Tsallis entropy (>= 1 disables)"},
+    {"moe", "entropy_q", T_DOUBLE, AT(moe.entropy_q), "1.1", OPEN_LO(0, 2), NONE, "dynmole: Tsallis index q"},
+    {"moe", "jitter", T_DOUBLE, AT(moe.jitter), "0.01", OPEN_HI(0, 1), NONE,
+     "switch: multiplicative input jitter U[1-eps,1+eps] in training"},
+    {"moe", "capacity_factor", T_DOUBLE, AT(moe.capacity_factor), "0", CLOSED(0, 1e6), NONE,
+     "0 = dropless; > 0 caps tokens per expert (expert_choice: its capacity; default 1 there)"},
+    {"moe", "aux", T_MASK, AT(moe.aux), "", ANY, NAMES(aux_names), "auxiliary router losses, summed"},
+    {"moe", "balance_coef", T_DOUBLE, AT(moe.balance_coef), "1e-3", CLOSED(0, 1e6), NONE, "coefficient of balance"},
+    {"moe", "dynmole_coef", T_DOUBLE, AT(moe.dynmole_coef), "0.01", CLOSED(0, 1e6), NONE,
+     "dynmole aux: coefficient of the Tsallis entropy term"},
+    {"moe", "dynmole_balance_coef", T_DOUBLE, AT(moe.dynmole_balance_coef), "0.001", CLOSED(0, 1e6), NONE,
+     "dynmole aux: coefficient of its soft balance term"},
+    {"moe", "zloss_coef", T_DOUBLE, AT(moe.zloss_coef), "1e-3", CLOSED(0, 1e6), NONE, "coefficient of zloss"},
+    {"moe", "aux_reduce", T_ENUM, AT(moe.aux_reduce), "sum", ANY, NAMES(aux_reduce_names),
+     "router losses of all layers: sum or mean"},
+    {"moe", "dispatch", T_ENUM, AT(moe.dispatch), "alltoall", ANY, NAMES(dispatch_names),
+     "expert-parallel exchange (alltoall; replicate and auto arrive with expert parallelism)"},
+    {"moe", "expert_d_ff", T_INT, AT(moe.expert_d_ff), "0", CLOSED(0, 1048576), NONE,
+     "ffn placement: hidden width of each expert (0 = model.d_ff / experts)"},
 
     {"train", "steps", T_INT, AT(train.steps), "100", CLOSED(0, 2e9), NONE, "optimizer steps"},
     {"train", "batch_size", T_INT, AT(train.batch_size), "16", CLOSED(1, 1e8), NONE,
@@ -785,6 +823,93 @@ done:
 
 /* ---- validation ------------------------------------------------------ */
 
+/* ---- mixture of experts --------------------------------------------- */
+
+/* Parse moe.num_experts: "N" or "C1xL1,C2xL2,...". Fills counts[0..n_layers)
+ * when counts is not NULL. Returns MOLT_OK or MOLT_ERR_INPUT with a message. */
+static int parse_experts(const char *text, int n_layers, int *counts, const char *src) {
+    int rc = MOLT_OK, layer = 0;
+    const char *s = text;
+    char *end = NULL;
+    if (!strchr(text, 'x')) {
+        long n = strtol(text, &end, 10);
+        if (end == text || *end || n < 1 || n > 4096)
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.num_experts: \"%s\" is not a count in 1 .. 4096 or "
+                      "a per-layer list like 2x8,4x8", src, text);
+        for (int l = 0; counts && l < n_layers; l++) counts[l] = (int)n;
+        goto done;
+    }
+    while (*s) {
+        long cnt = strtol(s, &end, 10);
+        if (end == s || *end != 'x' || cnt < 1 || cnt > 4096)
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.num_experts: bad item at \"%s\" (expected "
+                      "COUNTxLAYERS, COUNT in 1 .. 4096)", src, s);
+        s = end + 1;
+        long nl = strtol(s, &end, 10);
+        if (end == s || (*end && *end != ',') || nl < 1)
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.num_experts: bad layer count at \"%s\"", src, s);
+        for (long i = 0; i < nl; i++, layer++)
+            if (counts && layer < n_layers) counts[layer] = (int)cnt;
+        s = *end ? end + 1 : end;
+    }
+    if (layer != n_layers)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.num_experts \"%s\" describes %d layers but "
+                  "model.n_layers is %d", src, text, layer, n_layers);
+done:
+    return rc;
+}
+
+int molt_config_experts(const molt_config *c, int layer) {
+    int counts[MOLT_MAX_LAYERS];
+    if (c->moe.placement == MOLT_PLACE_NONE || layer < 0 || layer >= c->model.n_layers ||
+        c->model.n_layers > MOLT_MAX_LAYERS)
+        return 0;
+    if (parse_experts(c->moe.num_experts, c->model.n_layers, counts, "config") != MOLT_OK) return 0;
+    return counts[layer];
+}
+
+double molt_config_top_p(const molt_config *c) {
+    if (c->moe.top_p > 0) return c->moe.top_p;
+    return c->moe.router == MOLT_ROUTER_TOPP ? 0.8 : 0.75;
+}
+
+static int validate_moe(const molt_config *c, const char *src) {
+    int rc = MOLT_OK;
+    const unsigned mlp = (1u << MOLT_PROJ_GATE) | (1u << MOLT_PROJ_UP) | (1u << MOLT_PROJ_DOWN);
+    if (c->moe.placement == MOLT_PLACE_NONE) goto done;
+    if (c->model.n_layers > MOLT_MAX_LAYERS)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: model.n_layers %d exceeds %d with experts", src,
+                  c->model.n_layers, MOLT_MAX_LAYERS);
+    MOLT_TRY(parse_experts(c->moe.num_experts, c->model.n_layers, NULL, src));
+    if (c->moe.router == MOLT_ROUTER_FACTOR && c->moe.placement != MOLT_PLACE_FFN)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.router = factor needs moe.placement = ffn (FactorLLM "
+                  "routes full FFN experts), not %s", src, placement_names[c->moe.placement]);
+    if (c->moe.placement == MOLT_PLACE_PLUGIN) {
+        if (!c->moe.targets)
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.placement = plugin needs moe.targets", src);
+        if (c->moe.targets & c->lora.targets)
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: a projection is in both lora.targets and moe.targets: "
+                      "with plugin experts it gets experts, not a shared LoRA", src);
+    }
+    if (c->moe.placement == MOLT_PLACE_FUSED_MLP && (c->lora.targets & mlp))
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.placement = fused_mlp puts LoRA experts on "
+                  "gate/up/down_proj: lora.targets may only name attention projections", src);
+    if (c->moe.placement == MOLT_PLACE_FFN && (c->lora.targets & mlp))
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.placement = ffn replaces the dense FFN: lora.targets "
+                  "may only name attention projections", src);
+    if (c->moe.dispatch != MOLT_DISPATCH_ALLTOALL)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.dispatch = %s arrives with expert parallelism; this "
+                  "build has alltoall only", src, dispatch_names[c->moe.dispatch]);
+    if (c->moe.capacity_factor > 0 && c->moe.router != MOLT_ROUTER_EXPERT_CHOICE)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.capacity_factor > 0 (token dropping) arrives with "
+                  "expert parallelism; this build is dropless except for expert_choice", src);
+    if ((c->moe.aux & (1u << MOLT_AUX_DYNMOLE)) && c->moe.router != MOLT_ROUTER_DYNMOLE)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.aux = dynmole is the loss of moe.router = dynmole, "
+                  "not %s", src, molt_router_names[c->moe.router]);
+done:
+    return rc;
+}
+
 int molt_config_validate(const molt_config *c) {
     int rc = MOLT_OK;
     const char *src = c->source[0] ? c->source : "config";
@@ -817,7 +942,8 @@ int molt_config_validate(const molt_config *c) {
     if (c->train.steps > 0 && c->train.warmup > c->train.steps)
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: train.warmup (%d) exceeds train.steps (%d)", src,
                   c->train.warmup, c->train.steps);
-    if (c->model.mode == MOLT_MODE_PEFT && !c->lora.targets && !c->lora.train_norms)
+    if (c->model.mode == MOLT_MODE_PEFT && !c->lora.targets && !c->lora.train_norms &&
+        c->moe.placement == MOLT_PLACE_NONE)
         MOLT_FAIL(MOLT_ERR_INPUT,
                   "%s: model.mode = peft trains nothing: set lora.targets or lora.train_norms",
                   src);
@@ -828,6 +954,11 @@ int molt_config_validate(const molt_config *c) {
             MOLT_FAIL(MOLT_ERR_INPUT, "%s: lora.r (%d) exceeds min(model.d_model, model.d_ff) = %d",
                       src, c->lora.r, limit);
     }
+    MOLT_TRY(validate_moe(c, src));
+    if (c->parallel.ep != 1)
+        MOLT_FAIL(MOLT_ERR_INPUT,
+                  "%s: parallel.ep = %d: expert parallelism is not in this build yet (use 1)", src,
+                  c->parallel.ep);
     if (c->data.source != MOLT_DATA_TASKS && !c->data.train_path[0])
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: data.source = %s needs data.train_path", src,
                   source_names[c->data.source]);

@@ -171,9 +171,13 @@ int molt_weights_load(const char *path, molt_model *m, int adapters) {
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot open", path);
     for (int i = 0; i < m->n_params; i++) {
         molt_param *p = &m->params[i];
-        if (p->kind == MOLT_PARAM_LORA && !adapters) continue;
+        if (p->kind != MOLT_PARAM_BASE && !adapters) continue;
         snprintf(dpath, sizeof dpath, "/%s", p->path);
-        if (p->kind == MOLT_PARAM_LORA && H5Lexists(file, "/adapters", H5P_DEFAULT) <= 0) continue;
+        if (p->kind != MOLT_PARAM_BASE) { /* skip a whole group the file does not have */
+            char top[64];
+            snprintf(top, sizeof top, "/%.*s", (int)strcspn(p->path, "/"), p->path);
+            if (H5Lexists(file, top, H5P_DEFAULT) <= 0) continue;
+        }
         MOLT_TRY(molt_h5_read_f32(file, path, dpath, p->w, p->rows, p->cols));
     }
 done:

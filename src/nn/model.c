@@ -3,6 +3,7 @@
  * activations, projection (base + LoRA), forward, backward. */
 #include "molt/model.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,19 +12,8 @@
 #include "molt/err.h"
 #include "molt/nn.h"
 #include "molt/rng.h"
+#include "nn/model_internal.h"
 
-struct molt_acts {
-    int B, T;        /* capacity */
-    long N;          /* B*T rows */
-    int last_n_seq;  /* rows of the last forward */
-    long last_step;  /* dropout key of the last forward */
-    uint64_t last_first;
-    int last_training;
-    float *x, *xmid, *xn1, *xn2, *rstd1, *rstd2, *q, *k, *v, *att, *P, *gate, *up, *h;
-    float *lora_u, *lora_xd, *xf, *rstdf, *logits, *cos_t, *sin_t;
-    /* backward scratch */
-    float *dres, *dA, *dB, *dq, *dk, *dv, *dgate, *dup, *du, *dS, *drop;
-};
 
 static const char *const molt_layer_proj_group[MOLT_NPROJ] = {"self_attn", "self_attn", "self_attn",
                                                        "self_attn", "mlp",       "mlp",
@@ -62,6 +52,36 @@ int molt_dims_from_config(molt_dims *d, const molt_config *c) {
     d->eps = (float)c->model.norm_eps;
     d->theta = c->model.rope_theta;
     d->seed = c->train.seed;
+    d->placement = c->moe.placement;
+    d->moe_targets = d->placement == MOLT_PLACE_PLUGIN ? c->moe.targets : 0;
+    for (int l = 0; l < d->L && l < MOLT_MAX_LAYERS; l++) d->n_exp[l] = molt_config_experts(c, l);
+    d->router = (molt_router_cfg){.kind = c->moe.router,
+                                  .N = 0, /* per site */
+                                  .top_k = c->moe.top_k,
+                                  .keep_top_k = c->moe.keep_top_k,
+                                  .top_p = (float)molt_config_top_p(c),
+                                  .entropy_threshold = (float)c->moe.entropy_threshold,
+                                  .entropy_q = (float)c->moe.entropy_q,
+                                  .capacity_factor = (float)(c->moe.capacity_factor > 0
+                                                                 ? c->moe.capacity_factor
+                                                                 : 1.0)};
+    d->jitter = (float)c->moe.jitter;
+    d->aux = (molt_aux_cfg){.balance = !!(c->moe.aux & (1u << MOLT_AUX_BALANCE)),
+                            .dynmole = !!(c->moe.aux & (1u << MOLT_AUX_DYNMOLE)),
+                            .zloss = !!(c->moe.aux & (1u << MOLT_AUX_ZLOSS)),
+                            .balance_coef = c->moe.balance_coef,
+                            .dynmole_entropy_coef = c->moe.dynmole_coef,
+                            .dynmole_balance_coef = c->moe.dynmole_balance_coef,
+                            .zloss_coef = c->moe.zloss_coef};
+    d->aux_mean = c->moe.aux_reduce == MOLT_AUX_MEAN;
+    d->expert_dff = 0;
+    if (d->placement == MOLT_PLACE_FFN) {
+        int n0 = d->n_exp[0] > 0 ? d->n_exp[0] : 1;
+        d->expert_dff = c->moe.expert_d_ff ? c->moe.expert_d_ff : d->dff / n0;
+        if (d->expert_dff < 1)
+            return MOLT_ERROR(MOLT_ERR_INPUT, "moe.expert_d_ff: model.d_ff %d / %d experts is 0",
+                              d->dff, n0);
+    }
     if (d->d % d->H || d->H % d->Hkv || d->hd % 2)
         return MOLT_ERROR(MOLT_ERR_INPUT, "model: d_model %d, n_heads %d, n_kv_heads %d do not "
                                           "give an even head dim shared by whole kv groups",
@@ -113,21 +133,54 @@ static void register_all(reg_state *s) {
     m->w.embed = reg(s, &m->g.embed, "base/model.embed_tokens.weight", d->V, d->d, base_tr,
                      MOLT_PARAM_BASE);
     for (int l = 0; l < d->L; l++) {
-        molt_layer_ptrs *w = m->w.layers ? &m->w.layers[l] : NULL;
-        molt_layer_ptrs *g = m->g.layers ? &m->g.layers[l] : NULL;
+        /* the counting pass writes pointers into throw-away structs */
         molt_layer_ptrs dw, dg;
-        if (!w) w = &dw, g = &dg;
+        molt_layer_ptrs *w = s->pass ? &m->w.layers[l] : &dw;
+        molt_layer_ptrs *g = s->pass ? &m->g.layers[l] : &dg;
         snprintf(path, sizeof path, "base/model.layers.%d.input_layernorm.weight", l);
         w->attn_norm = reg(s, &g->attn_norm, path, d->d, 0, norm_tr, MOLT_PARAM_BASE);
         snprintf(path, sizeof path, "base/model.layers.%d.post_attention_layernorm.weight", l);
         w->ffn_norm = reg(s, &g->ffn_norm, path, d->d, 0, norm_tr, MOLT_PARAM_BASE);
+        memset(w->router, 0, sizeof w->router), memset(g->router, 0, sizeof g->router);
+        memset(w->eA, 0, sizeof w->eA), memset(w->eB, 0, sizeof w->eB);
+        memset(g->eA, 0, sizeof g->eA), memset(g->eB, 0, sizeof g->eB);
+        memset(w->ew, 0, sizeof w->ew), memset(g->ew, 0, sizeof g->ew);
+        w->router_b = g->router_b = NULL;
         for (int p = 0; p < MOLT_NPROJ; p++) {
             int in, out;
             molt_proj_shape(d, p, &in, &out);
-            snprintf(path, sizeof path, "base/model.layers.%d.%s.%s.weight", l,
-                     molt_layer_proj_group[p], molt_proj_names[p]);
-            w->w[p] = reg(s, &g->w[p], path, out, in, base_tr, MOLT_PARAM_BASE);
+            w->w[p] = g->w[p] = NULL;
+            int mlp = p >= MOLT_PROJ_GATE;
+            if (!(mlp && d->placement == MOLT_PLACE_FFN)) {
+                snprintf(path, sizeof path, "base/model.layers.%d.%s.%s.weight", l,
+                         molt_layer_proj_group[p], molt_proj_names[p]);
+                w->w[p] = reg(s, &g->w[p], path, out, in, base_tr, MOLT_PARAM_BASE);
+            }
             w->A[p] = w->B[p] = g->A[p] = g->B[p] = NULL;
+            char module[96];
+            snprintf(module, sizeof module, "model.layers.%d.%s.%s", l, molt_layer_proj_group[p],
+                     molt_proj_names[p]);
+            if ((d->moe_targets & (1u << p)) ||
+                (mlp && d->placement == MOLT_PLACE_FUSED_MLP)) {
+                int N = d->n_exp[l];
+                if (!mlp || d->placement == MOLT_PLACE_PLUGIN) {
+                    snprintf(path, sizeof path, "routers/%s/weight", module);
+                    w->router[p] = reg(s, &g->router[p], path, N, in, 1, MOLT_PARAM_ROUTER);
+                }
+                for (int e = 0; e < N; e++) {
+                    float *gp;
+                    snprintf(path, sizeof path, "adapters/%s/expert_%03d/lora_A", module, e);
+                    float *wp = reg(s, &gp, path, d->r, in, 1, MOLT_PARAM_LORA);
+                    if (e == 0) w->eA[p] = wp, g->eA[p] = gp;
+                }
+                for (int e = 0; e < N; e++) {
+                    float *gp;
+                    snprintf(path, sizeof path, "adapters/%s/expert_%03d/lora_B", module, e);
+                    float *wp = reg(s, &gp, path, out, d->r, 1, MOLT_PARAM_LORA);
+                    if (e == 0) w->eB[p] = wp, g->eB[p] = gp;
+                }
+                continue;
+            }
             if (!(d->lora_targets & (1u << p))) continue;
             snprintf(path, sizeof path, "adapters/model.layers.%d.%s.%s/shared/lora_A", l,
                      molt_layer_proj_group[p], molt_proj_names[p]);
@@ -135,6 +188,30 @@ static void register_all(reg_state *s) {
             snprintf(path, sizeof path, "adapters/model.layers.%d.%s.%s/shared/lora_B", l,
                      molt_layer_proj_group[p], molt_proj_names[p]);
             w->B[p] = reg(s, &g->B[p], path, out, d->r, 1, MOLT_PARAM_LORA);
+        }
+        if (d->placement == MOLT_PLACE_FUSED_MLP || d->placement == MOLT_PLACE_FFN) {
+            int N = d->n_exp[l];
+            snprintf(path, sizeof path, "routers/model.layers.%d.mlp/weight", l);
+            w->router[MOLT_SITE_MLP] =
+                reg(s, &g->router[MOLT_SITE_MLP], path, N, d->d, 1, MOLT_PARAM_ROUTER);
+            if (d->router.kind == MOLT_ROUTER_FACTOR) {
+                snprintf(path, sizeof path, "routers/model.layers.%d.mlp/bias", l);
+                w->router_b = reg(s, &g->router_b, path, N, 0, 1, MOLT_PARAM_ROUTER);
+            }
+        }
+        if (d->placement == MOLT_PLACE_FFN) {
+            const int pr[3] = {MOLT_PROJ_GATE, MOLT_PROJ_UP, MOLT_PROJ_DOWN};
+            for (int i = 0; i < 3; i++) {
+                int p = pr[i], F = d->expert_dff;
+                for (int e = 0; e < d->n_exp[l]; e++) {
+                    float *gp;
+                    snprintf(path, sizeof path, "experts/model.layers.%d.mlp/expert_%03d/%s.weight",
+                             l, e, molt_proj_names[p]);
+                    float *wp = reg(s, &gp, path, i < 2 ? F : d->d, i < 2 ? d->d : F, base_tr,
+                                    MOLT_PARAM_EXPERT);
+                    if (e == 0) w->ew[p] = wp, g->ew[p] = gp;
+                }
+            }
         }
     }
     m->w.final_norm = reg(s, &m->g.final_norm, "base/model.norm.weight", d->d, 0, norm_tr,
@@ -163,6 +240,12 @@ static void init_params(molt_model *m, uint64_t seed) {
             for (size_t j = 0; j < n; j++) p->w[j] = 1.0f;
         } else if (tail && !strcmp(tail, "/lora_A")) {
             /* Kaiming-uniform with a = sqrt(5): bound = 1/sqrt(fan_in) (PEFT). */
+            float bound = 1.0f / sqrtf((float)p->cols);
+            for (size_t j = 0; j < n; j++) p->w[j] = bound * (2.0f * molt_rng_uniform(&r) - 1.0f);
+        } else if (p->kind == MOLT_PARAM_ROUTER && strstr(p->path, ".mlp/bias")) {
+            memset(p->w, 0, n * sizeof(float));
+        } else if (p->kind == MOLT_PARAM_ROUTER && !strstr(p->path, ".mlp/weight")) {
+            /* plugin routers: Kaiming-uniform a = sqrt(5), as nn.Linear */
             float bound = 1.0f / sqrtf((float)p->cols);
             for (size_t j = 0; j < n; j++) p->w[j] = bound * (2.0f * molt_rng_uniform(&r) - 1.0f);
         } else if (tail && !strcmp(tail, "/lora_B")) {
@@ -209,7 +292,7 @@ static int acts_create(molt_acts **out, const molt_dims *d, int B, int T) {
     MOLT_ALLOC(a->gate, L * N * d->dff);
     MOLT_ALLOC(a->up, L * N * d->dff);
     MOLT_ALLOC(a->h, L * N * d->dff);
-    if (d->lora_targets) {
+    if (d->lora_targets || d->moe_targets) {
         MOLT_ALLOC(a->lora_u, L * MOLT_NPROJ * N * d->r);
         MOLT_ALLOC(a->du, N * d->r);
         if (d->dropout > 0) {
@@ -260,12 +343,23 @@ int molt_model_create(molt_model *m, const molt_config *c, int B, int T) {
     init_params(m, c->train.seed);
     MOLT_TRY(acts_create(&m->acts, &m->dims, B, T));
     m->act_B = B, m->act_T = T;
+    MOLT_ALLOC(m->sites, (long)m->dims.L * MOLT_SITE_SLOTS);
+    for (int l = 0; l < m->dims.L; l++) {
+        if (m->dims.n_exp[l] <= 0) continue;
+        for (int slot = 0; slot < MOLT_SITE_SLOTS; slot++)
+            if (m->w.layers[l].router[slot])
+                MOLT_TRY(molt_moe_site_create(&m->sites[l * MOLT_SITE_SLOTS + slot], &m->dims, l,
+                                              slot, B * T));
+    }
 done:
     if (rc) molt_model_free(m);
     return rc;
 }
 
 void molt_model_free(molt_model *m) {
+    if (m->sites)
+        for (int i = 0; i < m->dims.L * MOLT_SITE_SLOTS; i++) molt_moe_site_free(m->sites[i]);
+    free(m->sites);
     free(m->params), free(m->frozen), free(m->train), free(m->grad);
     free(m->w.layers), free(m->g.layers);
     acts_free(m->acts);
@@ -306,13 +400,18 @@ static void proj_forward(molt_model *m, int l, int p, float *y, const float *x, 
     int in, out, N = n_seq * a->T;
     molt_proj_shape(d, p, &in, &out);
     linear_forward(y, x, w->w[p], N, in, out, 0);
-    if (!w->A[p]) return;
+    molt_moe_site *site = m->sites[l * MOLT_SITE_SLOTS + p];
+    if (!w->A[p] && !site) return;
     const float *xd = x;
     if (d->dropout > 0 && a->last_training) {
         float *buf = a->lora_xd + ((long)l * MOLT_NPROJ + p) * a->N * (d->dff > d->d ? d->dff : d->d);
         dropout_factors(a->drop, m, l, p, n_seq, in);
         for (long i = 0; i < (long)N * in; i++) buf[i] = x[i] * a->drop[i];
         xd = buf;
+    }
+    if (site) {
+        molt_moe_plugin_forward(m, site, y, x, xd, N, a->last_training);
+        return;
     }
     float *u = a->lora_u + ((long)l * MOLT_NPROJ + p) * a->N * d->r;
     lora_forward(y, u, xd, w->A[p], w->B[p], N, in, out, d->r, d->lora_scale);
@@ -327,6 +426,21 @@ static void proj_backward(molt_model *m, int l, int p, float *dx, const float *d
     int in, out, N = n_seq * a->T;
     molt_proj_shape(d, p, &in, &out);
     linear_backward(dx, g->w[p], dy, x, w->w[p], N, in, out);
+    molt_moe_site *site = m->sites[l * MOLT_SITE_SLOTS + p];
+    if (site) {
+        if (d->dropout > 0 && a->last_training) {
+            const float *xd =
+                a->lora_xd + ((long)l * MOLT_NPROJ + p) * a->N * (d->dff > d->d ? d->dff : d->d);
+            float *dxd = a->dB;
+            memset(dxd, 0, sizeof(float) * (size_t)N * in);
+            molt_moe_plugin_backward(m, site, dx, dxd, dy, x, xd, N);
+            dropout_factors(a->drop, m, l, p, n_seq, in);
+            for (long i = 0; i < (long)N * in; i++) dx[i] += dxd[i] * a->drop[i];
+        } else {
+            molt_moe_plugin_backward(m, site, dx, dx, dy, x, x, N);
+        }
+        return;
+    }
     if (!w->A[p]) return;
     const float *u = a->lora_u + ((long)l * MOLT_NPROJ + p) * a->N * d->r;
     if (d->dropout > 0 && a->last_training) {
@@ -378,10 +492,15 @@ double molt_model_forward(molt_model *m, const molt_batch *b, long step, uint64_
         for (long i = 0; i < (long)N * d->d; i++) xmid[i] += x[i];
 
         rmsnorm_forward(xn2, a->rstd2 + l * S, xmid, w->ffn_norm, N, d->d, d->eps);
-        proj_forward(m, l, MOLT_PROJ_GATE, gate, xn2, ns);
-        proj_forward(m, l, MOLT_PROJ_UP, up, xn2, ns);
-        swiglu_forward(h, gate, up, (long)N * d->dff);
-        proj_forward(m, l, MOLT_PROJ_DOWN, xnext, h, ns);
+        molt_moe_site *ffn_site = m->sites[l * MOLT_SITE_SLOTS + MOLT_SITE_MLP];
+        if (ffn_site) {
+            molt_moe_ffn_forward(m, ffn_site, xnext, xn2, N, training);
+        } else {
+            proj_forward(m, l, MOLT_PROJ_GATE, gate, xn2, ns);
+            proj_forward(m, l, MOLT_PROJ_UP, up, xn2, ns);
+            swiglu_forward(h, gate, up, (long)N * d->dff);
+            proj_forward(m, l, MOLT_PROJ_DOWN, xnext, h, ns);
+        }
         for (long i = 0; i < (long)N * d->d; i++) xnext[i] += xmid[i];
     }
     rmsnorm_forward(a->xf, a->rstdf, a->x + d->L * S * d->d, m->w.final_norm, N, d->d, d->eps);
@@ -418,14 +537,20 @@ void molt_model_backward(molt_model *m, const molt_batch *b, float scale) {
         float *h = a->h + l * S * d->dff;
 
         /* FFN block: dres is the gradient of the layer output */
-        float *dh = a->dA;
-        memset(dh, 0, sizeof(float) * (size_t)N * d->dff);
-        proj_backward(m, l, MOLT_PROJ_DOWN, dh, dres, h, ns);
-        swiglu_backward(a->dgate, a->dup, dh, gate, up, (long)N * d->dff);
+        molt_moe_site *ffn_site = m->sites[l * MOLT_SITE_SLOTS + MOLT_SITE_MLP];
         float *dxn2 = a->dA;
-        memset(dxn2, 0, sizeof(float) * (size_t)N * d->d);
-        proj_backward(m, l, MOLT_PROJ_GATE, dxn2, a->dgate, xn2, ns);
-        proj_backward(m, l, MOLT_PROJ_UP, dxn2, a->dup, xn2, ns);
+        if (ffn_site) {
+            memset(dxn2, 0, sizeof(float) * (size_t)N * d->d);
+            molt_moe_ffn_backward(m, ffn_site, dxn2, dres, xn2, N);
+        } else {
+            float *dh = a->dA;
+            memset(dh, 0, sizeof(float) * (size_t)N * d->dff);
+            proj_backward(m, l, MOLT_PROJ_DOWN, dh, dres, h, ns);
+            swiglu_backward(a->dgate, a->dup, dh, gate, up, (long)N * d->dff);
+            memset(dxn2, 0, sizeof(float) * (size_t)N * d->d);
+            proj_backward(m, l, MOLT_PROJ_GATE, dxn2, a->dgate, xn2, ns);
+            proj_backward(m, l, MOLT_PROJ_UP, dxn2, a->dup, xn2, ns);
+        }
         rmsnorm_backward(dres, g->ffn_norm, dxn2, xmid, w->ffn_norm, a->rstd2 + l * S, N, d->d);
 
         /* attention block: dres is now the gradient of xmid */
@@ -446,4 +571,106 @@ void molt_model_backward(molt_model *m, const molt_batch *b, float scale) {
         rmsnorm_backward(dres, g->attn_norm, dxn1, x, w->attn_norm, a->rstd1 + l * S, N, d->d);
     }
     if (m->g.embed) embedding_backward(m->g.embed, dres, b->inputs, N, d->d);
+}
+
+/* ---------------- MoE statistics, auxiliary losses, diagnostics ---------------- */
+
+int molt_model_has_moe(const molt_model *m) {
+    for (int i = 0; m->sites && i < m->dims.L * MOLT_SITE_SLOTS; i++)
+        if (m->sites[i]) return 1;
+    return 0;
+}
+
+static void stats_zero(molt_router_stats *st, int N) {
+    memset(st->count, 0, sizeof(double) * (3 * (size_t)N + 8));
+    st->ent_sum = st->zsum = st->tokens = st->selections = 0;
+}
+
+void molt_moe_stats_reset(molt_model *m) {
+    for (int i = 0; m->sites && i < m->dims.L * MOLT_SITE_SLOTS; i++)
+        if (m->sites[i]) stats_zero(&m->sites[i]->local, m->sites[i]->N);
+}
+
+/* Stats travel as one double vector per site: count|psum|wsum|soft, then the
+ * scalar sums. */
+int molt_moe_stats_reduce(molt_model *m, MPI_Comm comm) {
+    int rc = MOLT_OK, world = 1;
+    MOLT_MPI(MPI_Comm_size(comm, &world));
+    for (int i = 0; m->sites && i < m->dims.L * MOLT_SITE_SLOTS; i++) {
+        molt_moe_site *s = m->sites[i];
+        if (!s) continue;
+        const int N = s->N;
+        double *v = s->lsum;
+        v[3 * N + 1] = s->local.ent_sum, v[3 * N + 2] = s->local.zsum;
+        v[3 * N + 3] = s->local.tokens, v[3 * N + 4] = s->local.selections;
+        if (world > 1)
+            MOLT_MPI(MPI_Allreduce(v, s->gsum, 3 * N + 8, MPI_DOUBLE, MPI_SUM, comm));
+        else
+            memcpy(s->gsum, v, sizeof(double) * (3 * (size_t)N + 8));
+        double *gv = s->gsum;
+        s->global.ent_sum = gv[3 * N + 1], s->global.zsum = gv[3 * N + 2];
+        s->global.tokens = gv[3 * N + 3], s->global.selections = gv[3 * N + 4];
+    }
+done:
+    return rc;
+}
+
+double molt_moe_aux_loss(const molt_model *m) {
+    double total = 0;
+    int n = 0;
+    for (int i = 0; m->sites && i < m->dims.L * MOLT_SITE_SLOTS; i++) {
+        const molt_moe_site *s = m->sites[i];
+        if (!s) continue;
+        molt_aux_values v = molt_aux_loss(&m->dims.aux, &s->rc, &s->global);
+        total += v.balance + v.dynmole + v.zloss;
+        n++;
+    }
+    return m->dims.aux_mean && n ? total / n : total;
+}
+
+cJSON *molt_moe_diagnostics(const molt_model *m) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; m->sites && i < m->dims.L * MOLT_SITE_SLOTS; i++) {
+        const molt_moe_site *s = m->sites[i];
+        if (!s) continue;
+        const molt_router_stats *g = &s->global;
+        double T = g->tokens > 0 ? g->tokens : 1;
+        cJSON *o = cJSON_CreateObject(), *load = cJSON_CreateArray();
+        cJSON_AddStringToObject(o, "site", s->name);
+        for (int e = 0; e < s->N; e++)
+            cJSON_AddItemToArray(load, cJSON_CreateNumber(g->count[e] / (g->selections > 0 ? g->selections : 1)));
+        cJSON_AddItemToObject(o, "load", load);
+        cJSON_AddNumberToObject(o, "entropy", g->ent_sum / T);
+        cJSON_AddNumberToObject(o, "soft_frac", s->gsum[3 * s->N] / T);
+        cJSON_AddNumberToObject(o, "experts_per_token", g->selections / T);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+static const molt_moe_site *report_site(const molt_model *m) {
+    for (int l = m->dims.L - 1; m->sites && l >= 0; l--)
+        for (int slot = 0; slot < MOLT_SITE_SLOTS; slot++)
+            if (m->sites[l * MOLT_SITE_SLOTS + slot]) return m->sites[l * MOLT_SITE_SLOTS + slot];
+    return NULL;
+}
+
+int molt_moe_task_routing(const molt_model *m, const molt_batch *b, double *counts, char *name,
+                          size_t name_len) {
+    const molt_moe_site *s = report_site(m);
+    if (!s) return 0;
+    if (name) snprintf(name, name_len, "%s", s->name);
+    if (!counts) return s->N;
+    const int T = m->acts->T, ns = m->acts->last_n_seq;
+    for (int j = 0; j < ns; j++) {
+        int task = b->task[j];
+        if (task < 0 || task >= MOLT_NTASKS) continue;
+        for (int t = 0; t < T; t++) {
+            long row = (long)j * T + t;
+            if (b->inputs[row] == MOLT_TOK_PAD) continue;
+            for (int e = 0; e < s->N; e++)
+                counts[(long)task * s->N + e] += s->sel[row * s->N + e];
+        }
+    }
+    return s->N;
 }

@@ -81,7 +81,7 @@ done:
 }
 
 int molt_eval_tasks(molt_model *m, const molt_config *c, MPI_Comm comm, double acc[MOLT_NTASKS],
-                    double *eval_loss) {
+                    double *eval_loss, double *route) {
     int rc = MOLT_OK, rank = 0, world = 1;
     molt_batch b = {0};
     long hits[MOLT_NTASKS] = {0}, seen[MOLT_NTASKS] = {0};
@@ -104,7 +104,9 @@ int molt_eval_tasks(molt_model *m, const molt_config *c, MPI_Comm comm, double a
         }
         long cnt = 0;
         loss[0] += molt_model_forward(m, &b, 0, 0, 0, &cnt);
+        if (m->failed) MOLT_FAIL(m->failed, "evaluation: the forward pass failed");
         loss[1] += (double)cnt;
+        if (route) molt_moe_task_routing(m, &b, route, NULL, 0);
         const float *logits = molt_model_logits(m);
         for (int j = 0; j < n; j++) {
             int ok = 1;
@@ -124,6 +126,9 @@ int molt_eval_tasks(molt_model *m, const molt_config *c, MPI_Comm comm, double a
     MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, hits, MOLT_NTASKS, MPI_LONG, MPI_SUM, comm));
     MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, seen, MOLT_NTASKS, MPI_LONG, MPI_SUM, comm));
     MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, loss, 2, MPI_DOUBLE, MPI_SUM, comm));
+    int nexp = molt_moe_task_routing(m, &b, NULL, NULL, 0);
+    if (route && nexp)
+        MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, route, MOLT_NTASKS * nexp, MPI_DOUBLE, MPI_SUM, comm));
     for (int t = 0; t < MOLT_NTASKS; t++) acc[t] = seen[t] ? (double)hits[t] / seen[t] : -1.0;
     *eval_loss = loss[1] > 0 ? loss[0] / loss[1] : 0.0;
 done:
@@ -202,11 +207,19 @@ done:
     return rc;
 }
 
-/* One optimizer step; loss is the global mean. */
-static int train_step(trainer *t, long s, double *loss, double *gnorm, double *lr) {
+/* One optimizer step. The LM loss is the mean over every counted target of the
+ * global batch. Auxiliary router losses are functions of the whole global
+ * batch's routing statistics, so those are summed over micro-batches and ranks
+ * before any backward: with one micro-batch per rank the forward that trains
+ * provides them; otherwise a routing pre-pass (one extra forward) does. */
+static int train_step(trainer *t, long s, double *loss, double *aux, double *gnorm, double *lr) {
     int rc = MOLT_OK;
     const molt_config *c = t->c;
     molt_model *m = &t->model;
+    const int moe = molt_model_has_moe(m);
+    const molt_dims *d = &m->dims;
+    const int has_aux = moe && (d->aux.balance || d->aux.dynmole || d->aux.zloss);
+    const int prepass = has_aux && (t->world > 1 || t->n_micro > 1);
     uint64_t first = (uint64_t)s * c->train.batch_size + (uint64_t)t->rank * t->local;
     long cnt[1] = {0};
     for (int i = 0; i < t->n_micro; i++) {
@@ -218,16 +231,28 @@ static int train_step(trainer *t, long s, double *loss, double *gnorm, double *l
     float scale = cnt[0] > 0 ? 1.0f / (float)cnt[0] : 0.0f;
     double lsum = 0;
     memset(m->grad, 0, sizeof(float) * m->n_train);
+    if (moe) molt_moe_stats_reset(m);
+    if (prepass) {
+        for (int i = 0; i < t->n_micro; i++) {
+            long n = 0;
+            molt_model_forward(m, &t->mb[i], s, first + (uint64_t)i * t->micro, 1, &n);
+        }
+        MOLT_TRY(molt_moe_stats_reduce(m, t->comm));
+    }
     for (int i = 0; i < t->n_micro; i++) {
         long n = 0;
         lsum += molt_model_forward(m, &t->mb[i], s, first + (uint64_t)i * t->micro, 1, &n);
+        if (m->failed) MOLT_FAIL(m->failed, "step %ld: the forward pass failed", s + 1);
+        if (has_aux && !prepass) MOLT_TRY(molt_moe_stats_reduce(m, t->comm));
         molt_model_backward(m, &t->mb[i], scale);
     }
+    if (moe && !has_aux) MOLT_TRY(molt_moe_stats_reduce(m, t->comm)); /* for diagnostics */
     if (t->world > 1) {
         MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, m->grad, (int)m->n_train, MPI_FLOAT, MPI_SUM, t->comm));
         MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, &lsum, 1, MPI_DOUBLE, MPI_SUM, t->comm));
     }
     *loss = cnt[0] > 0 ? lsum / (double)cnt[0] : 0.0;
+    *aux = has_aux ? molt_moe_aux_loss(m) : 0.0;
     molt_optimizer_update(&t->opt, m, c, s, molt_grad_sumsq(m->grad, m->n_train), gnorm, lr);
 done:
     return rc;
@@ -256,13 +281,42 @@ static void print_eval_table(const double acc[MOLT_NTASKS], double eval_loss, do
     fflush(stdout);
 }
 
+/* The task x expert routing table: rows are tasks, columns the share of that
+ * task's token choices that went to each expert. */
+static cJSON *routing_json(const double *route, int nexp, const char *site, int print) {
+    cJSON *o = cJSON_CreateObject(), *rows = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "site", site);
+    if (print) printf("routing at %s (share of each task's expert choices):\n%-10s", site, "task");
+    for (int e = 0; print && e < nexp; e++) printf(" e%-4d", e);
+    if (print) printf("\n");
+    for (int t = 0; t < MOLT_NTASKS; t++) {
+        double tot = 0;
+        for (int e = 0; e < nexp; e++) tot += route[t * nexp + e];
+        if (tot <= 0) continue;
+        cJSON *row = cJSON_CreateArray();
+        if (print) printf("%-10s", molt_task_names[t]);
+        for (int e = 0; e < nexp; e++) {
+            cJSON_AddItemToArray(row, cJSON_CreateNumber(route[t * nexp + e] / tot));
+            if (print) printf(" %.2f ", route[t * nexp + e] / tot);
+        }
+        if (print) printf("\n");
+        cJSON_AddItemToObject(rows, molt_task_names[t], row);
+    }
+    cJSON_AddItemToObject(o, "tasks", rows);
+    return o;
+}
+
 static int run_eval(trainer *t, long step, cJSON *line, int final) {
     int rc = MOLT_OK;
-    double acc[MOLT_NTASKS], el, mean;
+    double acc[MOLT_NTASKS], el, mean, *route = NULL;
+    char site[96] = "";
     if (t->c->data.source != MOLT_DATA_TASKS || t->c->eval.samples == 0) return MOLT_OK;
-    MOLT_TRY(molt_eval_tasks(&t->model, t->c, t->comm, acc, &el));
+    int nexp = molt_moe_task_routing(&t->model, NULL, NULL, site, sizeof site);
+    if (nexp) MOLT_ALLOC(route, MOLT_NTASKS * nexp);
+    MOLT_TRY(molt_eval_tasks(&t->model, t->c, t->comm, acc, &el, route));
     if (t->rank != 0) goto done;
     cJSON *e = eval_json(acc, el, &mean);
+    if (nexp) cJSON_AddItemToObject(e, "routing", routing_json(route, nexp, site, final));
     if (line) cJSON_AddItemToObject(line, "eval", e);
     if (final) {
         char path[MOLT_PATH_MAX + 16], *s = NULL;
@@ -279,6 +333,7 @@ static int run_eval(trainer *t, long step, cJSON *line, int final) {
         cJSON_Delete(e);
     }
 done:
+    free(route);
     return rc;
 }
 
@@ -299,8 +354,8 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm)
     double t0 = now_s(), tlog = t0;
     long slog = 0;
     for (long s = 0; s < steps; s++) {
-        double loss = 0, gnorm = 0, lr = 0;
-        rc = train_step(&t, s, &loss, &gnorm, &lr);
+        double loss = 0, aux = 0, gnorm = 0, lr = 0;
+        rc = train_step(&t, s, &loss, &aux, &gnorm, &lr);
         if (rc) abort_job(comm, rc);
         if (rc) goto done;
         int last = s + 1 == steps, do_log = (s + 1) % c->log.every == 0 || last || s == 0;
@@ -313,6 +368,10 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm)
             line = cJSON_CreateObject();
             cJSON_AddNumberToObject(line, "step", (double)(s + 1));
             cJSON_AddNumberToObject(line, "loss", loss);
+            if (molt_model_has_moe(&t.model)) {
+                cJSON_AddNumberToObject(line, "aux_loss", aux);
+                cJSON_AddItemToObject(line, "moe", molt_moe_diagnostics(&t.model));
+            }
             cJSON_AddNumberToObject(line, "lr", lr);
             cJSON_AddNumberToObject(line, "grad_norm", gnorm);
             cJSON_AddNumberToObject(line, "tokens", tok_per_step * (double)(s + 1));
@@ -328,8 +387,11 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm)
             char eta[32], el[32];
             fmt_duration(eta, sizeof eta, elapsed / (double)(s + 1) * (double)(steps - s - 1));
             fmt_duration(el, sizeof el, elapsed);
-            printf("step %6ld/%ld | loss %.4f | lr %.2e | gnorm %.3f | %7.0f tok/s | %s | ETA %s\n",
-                   s + 1, steps, loss, lr, gnorm, tok_s, el, eta);
+            char auxs[32] = "";
+            if (molt_model_has_moe(&t.model)) snprintf(auxs, sizeof auxs, " | aux %.4f", aux);
+            printf("step %6ld/%ld | loss %.4f%s | lr %.2e | gnorm %.3f | %7.0f tok/s | %s | ETA "
+                   "%s\n",
+                   s + 1, steps, loss, auxs, lr, gnorm, tok_s, el, eta);
             fflush(stdout);
             rc = molt_metrics_write(&t.metrics, line);
             cJSON_Delete(line);

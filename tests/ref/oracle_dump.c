@@ -59,7 +59,10 @@ static int run(int argc, char **argv) {
     for (int s = 0; s < ADAM_STEPS; s++) {
         long count = 0;
         memset(m.grad, 0, sizeof(float) * m.n_train);
+        molt_moe_stats_reset(&m);
         double loss = molt_model_forward(&m, &b, s, 0, 1, &count);
+        /* one batch on one rank: its routing statistics are the global ones */
+        MOLT_TRY(molt_moe_stats_reduce(&m, MPI_COMM_WORLD));
         if (s == 0) {
             float lossf = (float)(loss / count);
             MOLT_TRY(molt_h5_write_f32(file, argv[2], "/out/logits", molt_model_logits(&m),
@@ -67,6 +70,7 @@ static int run(int argc, char **argv) {
             MOLT_TRY(molt_h5_write_f32(file, argv[2], "/out/loss", &lossf, 1, 0));
         }
         molt_model_backward(&m, &b, 1.0f / (float)count);
+        if (m.failed) MOLT_FAIL(m.failed, "step %d: backward failed", s);
         if (s == 0) MOLT_TRY(molt_h5_write_params(file, argv[2], &m, "grad/", MOLT_H5_GRADS));
         double norm, lr;
         molt_optimizer_update(&opt, &m, &cfg, s, molt_grad_sumsq(m.grad, m.n_train), &norm, &lr);

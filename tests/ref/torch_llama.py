@@ -1,52 +1,97 @@
 #!/usr/bin/python3
-"""torch_llama.py — the PyTorch oracle for molt's forward, backward and AdamW.
+"""torch_llama.py — the PyTorch oracle for molt's forward, backward and AdamW,
+dense and Mixture-of-Experts.
 
 usage: torch_llama.py DUMP.h5 [--tol 1e-4]
 
 Reads a dump written by tests/ref/oracle_dump.c (format below), rebuilds the
-LLaMA-style model in float64 from the dumped float32 weights, and checks
+LLaMA-style model (with its routers and experts) in float64 from the dumped
+float32 weights, and checks
 
-  /out/logits, /out/loss          forward at the dumped weights
-  /grad/<param path>              d loss / d param for every trainable param
+  /out/logits, /out/loss          forward at the dumped weights (loss = LM loss)
+  /grad/<param path>              d objective / d param for every trainable param
   /after/<param path>             trainables after `adam_steps` AdamW steps
 
-Per tensor: err = max|a - b| / max(max|b|, 1e-30), b = oracle; OK iff
-err <= tol. One line per tensor, then "oracle: N tensors compared, K failed".
-Exit 0 iff nothing failed, 1 if something failed, 2 on a malformed dump
-(missing/unexpected dataset or attribute, bad shape, bad config).
+where objective = LM loss (mean CE) + the auxiliary router loss (MoE configs
+with moe.aux; printed as "aux loss"). Per tensor: err = max|a - b| /
+max(max|b|, 1e-30), b = oracle; OK iff err <= tol. One line per tensor, then
+"oracle: N tensors compared, K failed" (MoE: followed by the aux loss and the
+smallest routing margin). Exit 0 iff nothing failed, 1 if something failed, 2
+on a malformed dump (missing/unexpected dataset or attribute, bad shape, bad
+config).
 
 Dump format (HDF5):
   attrs on /: config      resolved INI text (configparser-readable)
               adam_steps  int
   /base/<HF name>         float32 [out, in]: model.embed_tokens.weight [V,d],
                           model.layers.{i}.self_attn.{q,k,v,o}_proj.weight,
-                          model.layers.{i}.mlp.{gate,up,down}_proj.weight,
+                          model.layers.{i}.mlp.{gate,up,down}_proj.weight (not with
+                          moe.placement = ffn),
                           model.layers.{i}.{input,post_attention}_layernorm.weight,
                           model.norm.weight, lm_head.weight (absent when tied)
   /adapters/<module>/shared/lora_A [r,in], lora_B [out,r]
                           <module> = model.layers.{i}.self_attn.q_proj, ...
                           y = W x + (alpha/r) B (A x)
+  /adapters/<module>/expert_{e:03d}/lora_A, lora_B     LoRA experts (plugin on
+                          moe.targets; fused_mlp on gate/up/down_proj)
+  /routers/<module>/weight [N,in]   plugin: <module> = the projection
+  /routers/model.layers.{i}.mlp/weight [N,d] (+ bias [N], router = factor)
+                          fused_mlp and ffn
+  /experts/model.layers.{i}.mlp/expert_{e:03d}/{gate,up,down}_proj.weight
+                          ffn: [F,d], [F,d], [d,F]
   /batch/inputs, /batch/targets   int32 [B,T]; target -1 = ignored
   /out/logits [B,T,V], /out/loss [1]
-  /grad/base/<name>, /grad/adapters/<module>/shared/lora_{A,B}
-  /after/base/<name>, /after/adapters/<module>/shared/lora_{A,B}
+  /grad/<group>/<path>, /after/<group>/<path>   for every trainable
 
-Trainable: full mode -> every base weight (+ LoRA A/B when lora.targets is not
-"none"); peft -> LoRA A/B, plus every RMSNorm weight when lora.train_norms.
+Trainable: full mode -> every base weight and ffn expert; peft -> none of
+those, plus every RMSNorm weight when lora.train_norms. Always: LoRA A/B
+(shared and experts) and routers. Weight decay on 2-D parameters only.
+
+MoE (DESIGN §2-§4, include/molt/router.h), z = router logits of a site over
+all B*T tokens of the batch (padding included, rows in b*T+t order),
+p = softmax(z):
+  plugin     router input = the projection's input x;
+             y = W x + sum_{e selected} w_e (alpha/r) B_e A_e x
+  fused_mlp  router on h = post_attention_layernorm(x); expert e = SwiGLU FFN
+             with weights W + (alpha/r) B_e A_e; out = sum_e w_e E_e(h)
+  ffn        the same with each expert's own weights (z = W_g h + b for factor)
+  routers    topk (w = p renormalised over the k largest), topp (prefix with
+             cumsum >= top_p, crossing kept, w = p), dynmole (cumsum <= top_p,
+             >= keep_top_k, all N when H_q(p) > entropy_threshold < 1, w = p),
+             switch (top-1, w = p), soft (all, w = p), expert_choice (expert e
+             takes its top-C tokens by p, C = molt_router_capacity), factor
+             (top-k one-hot, w = N/k constant). Ties: lower index. The
+             selection is a constant; it is computed in float64 from p.
+  aux        per site, then summed (aux_reduce = sum) or averaged (mean) over
+             sites: balance = coef N sum_i f_i P_i, f_i = count_i/(T k_eff)
+             constant; dynmole = coef H_q mean + coef_bal N sum_i f_i P_i with
+             f_i = mean_t w_ti detached; zloss = coef mean_t lse(z_t)^2.
 
 Choices made where the format is silent (documented here on purpose):
   * the set of /grad datasets must equal the trainable set (missing or extra
     is a FAIL line); likewise /after when adam_steps > 0. With adam_steps == 0
     an /after group, if present, is compared as well (must equal the weights).
-  * /adapters must hold exactly the modules named by lora.targets (exit 2
-    otherwise); with lora.targets = none the group must be absent or empty.
+  * /adapters, /routers and /experts must hold exactly the modules the config
+    implies (exit 2 otherwise); with lora.targets = none and no LoRA experts
+    /adapters must be absent or empty.
   * a batch in which every target is -1 gives loss 0 (sum / max(count, 1)).
   * /out/loss may be stored as shape [1] or as a scalar; /out/logits as
     [B,T,V] or [B*T,V] (what oracle_dump.c writes; same row-major data).
-  * lora.targets also accepts "all" (every projection), as molt's parser does.
+  * lora.targets and moe.targets also accept "all" (every projection), as
+    molt's parser does; a config without a [moe] section is dense.
   * a shape mismatch between a dumped output/grad/after tensor and the oracle
     is a FAIL line (not exit 2); a mis-shaped weight is exit 2.
   * booleans in the config accept true/false, 1/0, yes/no, on/off.
+  * router settings molt keeps as float (top_p, entropy_threshold, entropy_q,
+    capacity_factor) are rounded to fp32 first, as molt does.
+  * ffn with moe.expert_d_ff = 0: every layer's experts are model.d_ff / (the
+    expert count of layer 0) wide (molt's rule; matters for per-layer lists).
+  * lora.dropout must be 0, and moe.jitter must be 0 with router = switch
+    (random; exit 2 otherwise).
+  * routing decisions within MARGIN_WARN of flipping (a top-k gap, a cumsum
+    against top_p, H_q against the threshold, an expert-choice capacity
+    boundary), at the dumped weights or in any AdamW step, print a WARNING:
+    molt decides in fp32, so such a decision may legitimately differ.
 
 Uses only torch, numpy, h5py (Debian: python3-torch python3-h5py).
 """
@@ -61,6 +106,12 @@ import torch
 
 PROJS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
+MLP = ("gate_proj", "up_proj", "down_proj")
+PLACEMENTS = ("none", "plugin", "fused_mlp", "ffn")
+ROUTERS = ("topk", "topp", "dynmole", "switch", "soft", "expert_choice", "factor")
+AUX = ("balance", "dynmole", "zloss")
+ENTROPY_SHIFT = 1e-5  # p~ = p + 1e-5 of the Tsallis entropy (DESIGN §3)
+MARGIN_WARN = 1e-6
 DT = torch.float64
 
 
@@ -165,6 +216,50 @@ def list_datasets(f, group):
 
 
 # ---------------------------------------------------------------- model
+def f32(x):
+    """x rounded to fp32: molt keeps these router settings as float."""
+    return float(np.float32(x))
+
+
+def parse_mask(cfg, sec, key, names):
+    """A comma list of names (molt's T_MASK); 'all' = every name, ''/'none' = empty."""
+    t = cfg.raw(sec, key).replace(" ", "")
+    if t.lower() in ("", "none"):
+        return []
+    out = [p for p in t.split(",") if p and p != "none"]
+    if "all" in out:
+        return list(names)
+    for p in out:
+        if p not in names:
+            raise Malformed("attribute /config: %s.%s: unknown name %r (allowed: %s|all|none)"
+                            % (sec, key, p, ",".join(names)))
+    return [n for n in names if n in out]
+
+
+def parse_experts(text, L):
+    """moe.num_experts: 'N' or 'C1xL1,C2xL2,...' covering L layers -> [count per layer]."""
+    text = text.replace(" ", "")
+    try:
+        if "x" not in text:
+            n = int(text)
+            if n < 1:
+                raise ValueError
+            return [n] * L
+        out = []
+        for item in text.split(","):
+            c, nl = item.split("x")
+            c, nl = int(c), int(nl)
+            if c < 1 or nl < 1:
+                raise ValueError
+            out += [c] * nl
+    except ValueError:
+        raise Malformed("attribute /config: moe.num_experts = %r is not N or C1xL1,C2xL2,..." % text)
+    if len(out) != L:
+        raise Malformed("attribute /config: moe.num_experts = %r describes %d layers, model has %d"
+                        % (text, len(out), L))
+    return out
+
+
 class Spec:
     def __init__(self, cfg):
         self.mode = cfg.str("model", "mode", ("full", "peft"))
@@ -183,25 +278,69 @@ class Spec:
             raise Malformed("attribute /config: need d_model %% n_heads == 0, "
                             "n_heads %% n_kv_heads == 0 and an even head dim")
         self.hd = self.d // self.H
-        t = cfg.str("lora", "targets").replace(" ", "")
-        if t.lower() in ("", "none"):
-            self.targets = []
-        else:
-            self.targets = [p for p in t.split(",") if p and p != "none"]
-            if "all" in self.targets:
-                self.targets = list(PROJS)
-            for p in self.targets:
-                if p not in PROJS:
-                    raise Malformed("attribute /config: lora.targets: unknown projection %r "
-                                    "(allowed: %s|none)" % (p, ",".join(PROJS)))
-        if self.targets:
+        self.targets = parse_mask(cfg, "lora", "targets", PROJS)
+        self._moe(cfg)
+        if self.targets or self.placement in ("plugin", "fused_mlp"):
             self.r = cfg.int("lora", "r")
             self.alpha = cfg.float("lora", "alpha")
             if self.r <= 0:
                 raise Malformed("attribute /config: lora.r must be positive")
             if cfg.cp.has_option("lora", "dropout") and cfg.float("lora", "dropout") != 0.0:
                 raise Malformed("attribute /config: lora.dropout must be 0 in an oracle dump")
+            self.scale = self.alpha / self.r
+        else:
+            self.r, self.alpha, self.scale = 0, 0.0, 0.0
         self.train_norms = cfg.bool("lora", "train_norms") if self.mode == "peft" else False
+
+    def _moe(self, cfg):
+        """[moe]; absent section or placement none = the dense model."""
+        has = cfg.cp.has_section("moe") and cfg.cp.has_option("moe", "placement")
+        self.placement = cfg.str("moe", "placement", PLACEMENTS) if has else "none"
+        self.moe_targets, self.n_exp = [], [0] * self.L
+        self.aux, self.router = [], None
+        if self.placement == "none":
+            return
+        self.n_exp = parse_experts(cfg.raw("moe", "num_experts"), self.L)
+        self.router = cfg.str("moe", "router", ROUTERS)
+        if self.router == "factor" and self.placement != "ffn":
+            raise Malformed("attribute /config: moe.router = factor needs moe.placement = ffn")
+        if self.placement == "plugin":
+            self.moe_targets = parse_mask(cfg, "moe", "targets", PROJS)
+            if not self.moe_targets:
+                raise Malformed("attribute /config: moe.placement = plugin needs moe.targets")
+            both = set(self.moe_targets) & set(self.targets)
+            if both:
+                raise Malformed("attribute /config: %s in both lora.targets and moe.targets"
+                                % ",".join(sorted(both)))
+        elif set(self.targets) & set(MLP):
+            raise Malformed("attribute /config: moe.placement = %s: lora.targets may only name "
+                            "attention projections" % self.placement)
+        self.top_k = cfg.int("moe", "top_k")
+        self.keep_top_k = cfg.int("moe", "keep_top_k")
+        tp = cfg.float("moe", "top_p")
+        if tp <= 0:
+            tp = 0.8 if self.router == "topp" else 0.75
+        # molt_router_cfg holds these as float: use the same fp32 values
+        self.top_p = f32(tp)
+        self.entropy_threshold = f32(cfg.float("moe", "entropy_threshold"))
+        self.entropy_q = f32(cfg.float("moe", "entropy_q"))
+        cf = cfg.float("moe", "capacity_factor")
+        self.capacity_factor = f32(cf if cf > 0 else 1.0)
+        if self.router == "switch" and cfg.float("moe", "jitter") != 0.0:
+            raise Malformed("attribute /config: moe.jitter must be 0 in an oracle dump "
+                            "(switch router jitter is random)")
+        self.aux = parse_mask(cfg, "moe", "aux", AUX)
+        self.balance_coef = cfg.float("moe", "balance_coef")
+        self.dynmole_coef = cfg.float("moe", "dynmole_coef")
+        self.dynmole_balance_coef = cfg.float("moe", "dynmole_balance_coef")
+        self.zloss_coef = cfg.float("moe", "zloss_coef")
+        self.aux_reduce = cfg.str("moe", "aux_reduce", ("sum", "mean"))
+        if self.placement == "ffn":
+            # molt: 0 -> model.d_ff / (experts of layer 0), one width for all layers
+            e = cfg.int("moe", "expert_d_ff")
+            self.edff = e if e > 0 else self.dff // self.n_exp[0]
+            if self.edff < 1:
+                raise Malformed("attribute /config: ffn expert width d_ff / experts is 0")
 
     def proj_shape(self, p):
         d, hd, H, Hkv, dff = self.d, self.hd, self.H, self.Hkv, self.dff
@@ -213,27 +352,59 @@ class Spec:
     def module(i, p):
         return "model.layers.%d.%s.%s" % (i, "self_attn" if p in ATTN else "mlp", p)
 
-    def base_shapes(self):
-        s = {"model.embed_tokens.weight": (self.V, self.d)}
+    def expert_proj(self, p):
+        """Projection p carries LoRA experts (plugin target, or fused_mlp's FFN)."""
+        return p in self.moe_targets or (self.placement == "fused_mlp" and p in MLP)
+
+    def has_base(self, p):
+        return not (self.placement == "ffn" and p in MLP)
+
+    def shapes(self):
+        """Every parameter: 'base/<HF name>', 'adapters/...', 'routers/...', 'experts/...'."""
+        s = {"base/model.embed_tokens.weight": (self.V, self.d)}
         for i in range(self.L):
             for p in PROJS:
-                s[self.module(i, p) + ".weight"] = self.proj_shape(p)
-            s["model.layers.%d.input_layernorm.weight" % i] = (self.d,)
-            s["model.layers.%d.post_attention_layernorm.weight" % i] = (self.d,)
-        s["model.norm.weight"] = (self.d,)
+                if self.has_base(p):
+                    s["base/" + self.module(i, p) + ".weight"] = self.proj_shape(p)
+            s["base/model.layers.%d.input_layernorm.weight" % i] = (self.d,)
+            s["base/model.layers.%d.post_attention_layernorm.weight" % i] = (self.d,)
+        s["base/model.norm.weight"] = (self.d,)
         if not self.tied:
-            s["lm_head.weight"] = (self.V, self.d)
-        return s
-
-    def adapter_shapes(self):
-        s = {}
+            s["base/lm_head.weight"] = (self.V, self.d)
         for i in range(self.L):
-            for p in self.targets:
+            N = self.n_exp[i]
+            for p in PROJS:
                 o, n = self.proj_shape(p)
                 m = self.module(i, p)
-                s["%s/shared/lora_A" % m] = (self.r, n)
-                s["%s/shared/lora_B" % m] = (o, self.r)
+                if self.expert_proj(p):
+                    if self.placement == "plugin":
+                        s["routers/%s/weight" % m] = (N, n)
+                    for e in range(N):
+                        s["adapters/%s/expert_%03d/lora_A" % (m, e)] = (self.r, n)
+                        s["adapters/%s/expert_%03d/lora_B" % (m, e)] = (o, self.r)
+                elif p in self.targets:
+                    s["adapters/%s/shared/lora_A" % m] = (self.r, n)
+                    s["adapters/%s/shared/lora_B" % m] = (o, self.r)
+            if self.placement in ("fused_mlp", "ffn"):
+                s["routers/model.layers.%d.mlp/weight" % i] = (N, self.d)
+                if self.router == "factor":
+                    s["routers/model.layers.%d.mlp/bias" % i] = (N,)
+            if self.placement == "ffn":
+                F = self.edff
+                for e in range(N):
+                    pre = "experts/model.layers.%d.mlp/expert_%03d/" % (i, e)
+                    s[pre + "gate_proj.weight"] = (F, self.d)
+                    s[pre + "up_proj.weight"] = (F, self.d)
+                    s[pre + "down_proj.weight"] = (self.d, F)
         return s
+
+    def describe(self):
+        if self.placement == "none":
+            return "moe=none"
+        return ("moe=%s router=%s experts=%s%s aux=%s(%s)"
+                % (self.placement, self.router, ",".join(str(n) for n in self.n_exp),
+                   (" targets=" + ",".join(self.moe_targets)) if self.moe_targets else "",
+                   ",".join(self.aux) or "none", self.aux_reduce))
 
 
 def rmsnorm(x, w, eps):
@@ -245,21 +416,209 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def forward(spec, P, inputs, targets):
-    """P maps parameter path ('base/<name>', 'adapters/<m>/shared/lora_A') to a
-    float64 tensor. Returns (logits [B,T,V], loss scalar)."""
+# ---------------------------------------------------------------- routers
+def tsallis_np(p, q):
+    """Normalised Tsallis entropy per row of p [T,N] (float64), p~ = p + 1e-5."""
+    N = p.shape[1]
+    if N <= 1:
+        return np.zeros(p.shape[0])
+    pt = p + ENTROPY_SHIFT
+    if q == 1.0:
+        return -(pt * np.log(pt)).sum(1) / math.log(N)
+    return (1.0 - (pt ** q).sum(1)) / (1.0 - float(N) ** (1.0 - q))
+
+
+def tsallis_torch(p, q):
+    N = p.shape[1]
+    if N <= 1:
+        return torch.zeros(p.shape[0], dtype=DT)
+    pt = p + ENTROPY_SHIFT
+    if q == 1.0:
+        return -(pt * torch.log(pt)).sum(1) / math.log(N)
+    return (1.0 - pt.pow(q).sum(1)) / (1.0 - float(N) ** (1.0 - q))
+
+
+def capacity(spec, T, N):
+    """molt_router_capacity: ceil(cf*T*k/N) with a 1e-6 relative slack, in [1, T]."""
+    k = min(max(spec.top_k, 1), N)
+    C = math.ceil(spec.capacity_factor * T * k / N * (1.0 - 1e-6))
+    return max(1, min(T, C))
+
+
+def select(spec, pn):
+    """Selection mask [T,N] (bool) from p (float64 numpy, rows = tokens), the
+    smallest decision margin (how far the decision is from flipping) and the
+    number of exact ties between tokens with identical p rows (expert_choice;
+    identical router inputs, e.g. sequences sharing a prefix: broken by the
+    lower token index on both sides, so not counted as a margin)."""
+    T, N = pn.shape
+    sel = np.zeros((T, N), dtype=bool)
+    margin, ties = math.inf, 0
+    kind = spec.router
+    if kind == "expert_choice":
+        C = capacity(spec, T, N)
+        idx = np.arange(T)
+        for e in range(N):
+            order = np.lexsort((idx, -pn[:, e]))  # p descending, lower token first
+            sel[order[:C], e] = True
+            if C < T:
+                a, b = order[C - 1], order[C]
+                if np.array_equal(pn[a], pn[b]):
+                    ties += 1
+                else:
+                    margin = min(margin, pn[a, e] - pn[b, e])
+        return sel, margin, ties
+    order = np.argsort(-pn, axis=1, kind="stable")  # p descending, lower expert first
+    ps = np.take_along_axis(pn, order, axis=1)
+    H = tsallis_np(pn, spec.entropy_q) if kind == "dynmole" else None
+    for t in range(T):
+        if kind == "soft":
+            n = N
+        elif kind == "switch":
+            n = 1
+        elif kind in ("topk", "factor"):
+            n = min(max(spec.top_k, 1), N)
+        elif kind == "topp":
+            if spec.top_p >= 1.0:
+                n = N
+            else:
+                cs = np.cumsum(ps[t])
+                hit = np.nonzero(cs >= spec.top_p)[0]
+                n = int(hit[0]) + 1 if hit.size else N
+                margin = min(margin, float(np.min(np.abs(cs[:N - 1] - spec.top_p))) if N > 1 else margin)
+        elif kind == "dynmole":
+            thr = spec.entropy_threshold
+            if thr < 1.0:
+                margin = min(margin, abs(H[t] - thr))
+            if thr < 1.0 and H[t] > thr:
+                n = N
+            else:
+                if spec.top_p >= 1.0:
+                    n = N
+                else:
+                    cs = np.cumsum(ps[t])
+                    n = 0
+                    for j in range(N):
+                        if cs[j] > spec.top_p:
+                            break
+                        n = j + 1
+                    margin = min(margin, float(np.min(np.abs(cs[:N - 1] - spec.top_p))) if N > 1 else margin)
+                n = max(n, min(max(spec.keep_top_k, 0), N))
+        else:
+            raise Malformed("unknown router %r" % kind)
+        sel[t, order[t, :n]] = True
+        if 0 < n < N and kind != "soft":
+            margin = min(margin, ps[t, n - 1] - ps[t, n])
+    return sel, margin, ties
+
+
+class Routing:
+    """Router losses and decision margins collected over one forward."""
+
+    def __init__(self):
+        self.terms = []      # per-site aux loss (torch scalar)
+        self.margin = math.inf
+        self.ties = 0        # expert_choice boundary ties between identical tokens
+        self.sites = 0
+
+
+def route(spec, z, N, book):
+    """z [T,N] router logits (rows = all B*T tokens) -> combine weights w [T,N];
+    appends this site's auxiliary loss to book. The selection is a constant."""
+    p = torch.softmax(z, dim=-1)
+    pn = p.detach().numpy()
+    T = pn.shape[0]
+    sel, margin, ties = select(spec, pn)
+    book.margin = min(book.margin, margin)
+    book.ties += ties
+    book.sites += 1
+    m = torch.from_numpy(sel.astype(np.float64))
+    if spec.router == "topk":
+        pm = p * m
+        w = pm / pm.sum(-1, keepdim=True)
+    elif spec.router == "factor":
+        k = min(max(spec.top_k, 1), N)
+        w = m * (float(N) / float(k))  # constant: no gradient to z through w
+    else:
+        w = p * m
+    aux = torch.zeros((), dtype=DT)
+    if T > 0:
+        P = p.mean(0)
+        if "balance" in spec.aux:
+            if spec.router in ("topk", "factor", "expert_choice"):
+                k_eff = float(min(max(spec.top_k, 1), N))
+            elif spec.router == "switch":
+                k_eff = 1.0
+            else:
+                k_eff = float(sel.sum()) / T
+            cnt = torch.from_numpy(sel.sum(0).astype(np.float64))
+            f = cnt / (T * k_eff) if k_eff > 0 else torch.zeros(N, dtype=DT)
+            aux = aux + spec.balance_coef * N * (f * P).sum()
+        if "dynmole" in spec.aux:
+            fw = w.detach().mean(0)
+            aux = aux + spec.dynmole_coef * tsallis_torch(p, spec.entropy_q).mean() \
+                + spec.dynmole_balance_coef * N * (fw * P).sum()
+        if "zloss" in spec.aux:
+            aux = aux + spec.zloss_coef * torch.logsumexp(z, dim=-1).pow(2).mean()
+    book.terms.append(aux)
+    return w
+
+
+def forward(spec, P, inputs, targets, book=None):
+    """P maps parameter path ('base/<name>', 'adapters/<m>/shared/lora_A', ...)
+    to a float64 tensor. Returns (logits [B,T,V], LM loss, aux loss) where the
+    aux loss is the router losses summed (or averaged) over all sites; the
+    differentiated objective is LM loss + aux loss."""
     B, T = inputs.shape
     H, Hkv, hd = spec.H, spec.Hkv, spec.hd
-    scale = spec.alpha / spec.r if spec.targets else 0.0
+    scale = spec.scale
+    book = book if book is not None else Routing()
+    book.terms = []
+
+    def lora(x, pre):
+        return scale * ((x @ P[pre + "/lora_A"].t()) @ P[pre + "/lora_B"].t())
 
     def proj(i, p, h):
         m = spec.module(i, p)
         y = h @ P["base/" + m + ".weight"].t()
-        if p in spec.targets:
-            a = P["adapters/%s/shared/lora_A" % m]
-            b = P["adapters/%s/shared/lora_B" % m]
-            y = y + scale * ((h @ a.t()) @ b.t())
+        if p in spec.moe_targets:  # plugin: router on the projection input
+            N = spec.n_exp[i]
+            x2 = h.reshape(B * T, -1)
+            w = route(spec, x2 @ P["routers/%s/weight" % m].t(), N, book)
+            y2 = y.reshape(B * T, -1)
+            for e in range(N):
+                y2 = y2 + w[:, e:e + 1] * lora(x2, "adapters/%s/expert_%03d" % (m, e))
+            y = y2.reshape(y.shape)
+        elif p in spec.targets:
+            y = y + lora(h, "adapters/%s/shared" % m)
         return y
+
+    def moe_ffn(i, h):
+        N = spec.n_exp[i]
+        site = "model.layers.%d.mlp" % i
+        x2 = h.reshape(B * T, spec.d)
+        z = x2 @ P["routers/%s/weight" % site].t()
+        if spec.router == "factor":
+            z = z + P["routers/%s/bias" % site]
+        w = route(spec, z, N, book)
+        out = torch.zeros_like(x2)
+        silu = torch.nn.functional.silu
+        for e in range(N):
+            if spec.placement == "ffn":
+                pre = "experts/%s/expert_%03d/" % (site, e)
+                g = x2 @ P[pre + "gate_proj.weight"].t()
+                u = x2 @ P[pre + "up_proj.weight"].t()
+                hid = silu(g) * u
+                y = hid @ P[pre + "down_proj.weight"].t()
+            else:  # fused_mlp: W + s B_e A_e on gate, up, down
+                def ad(x, p):
+                    m = spec.module(i, p)
+                    return x @ P["base/" + m + ".weight"].t() + \
+                        lora(x, "adapters/%s/expert_%03d" % (m, e))
+                hid = silu(ad(x2, "gate_proj")) * ad(x2, "up_proj")
+                y = ad(hid, "down_proj")
+            out = out + w[:, e:e + 1] * y
+        return out.reshape(B, T, spec.d)
 
     inv_freq = spec.theta ** (-torch.arange(0, hd, 2, dtype=DT) / hd)
     freqs = torch.arange(T, dtype=DT)[:, None] * inv_freq[None, :]
@@ -284,9 +643,12 @@ def forward(spec, P, inputs, targets):
         a = a.transpose(1, 2).reshape(B, T, H * hd)
         x = x + proj(i, "o_proj", a)
         h = rmsnorm(x, P["base/model.layers.%d.post_attention_layernorm.weight" % i], spec.eps)
-        g = proj(i, "gate_proj", h)
-        u = proj(i, "up_proj", h)
-        x = x + proj(i, "down_proj", torch.nn.functional.silu(g) * u)
+        if spec.placement in ("fused_mlp", "ffn"):
+            x = x + moe_ffn(i, h)
+        else:
+            g = proj(i, "gate_proj", h)
+            u = proj(i, "up_proj", h)
+            x = x + proj(i, "down_proj", torch.nn.functional.silu(g) * u)
     x = rmsnorm(x, P["base/model.norm.weight"], spec.eps)
     head = P["base/model.embed_tokens.weight"] if spec.tied else P["base/lm_head.weight"]
     logits = x @ head.t()
@@ -296,7 +658,12 @@ def forward(spec, P, inputs, targets):
     lp = torch.log_softmax(logits.reshape(-1, spec.V), dim=-1)
     picked = lp[mask.nonzero().squeeze(1), tg[mask]]
     loss = -picked.sum() / max(n, 1)
-    return logits, loss
+    aux = torch.zeros((), dtype=DT)
+    for t in book.terms:
+        aux = aux + t
+    if spec.placement != "none" and spec.aux_reduce == "mean" and book.terms:
+        aux = aux / len(book.terms)
+    return logits, loss, aux
 
 
 def lr_at(s, tr):
@@ -322,8 +689,11 @@ def read_train(cfg):
 def trainable_names(spec, P):
     names = []
     for n in P:
-        if n.startswith("adapters/"):
+        if n.startswith(("adapters/", "routers/")):  # LoRA (shared, experts), routers
             names.append(n)
+        elif n.startswith("experts/"):  # full FFN experts: full mode only
+            if spec.mode == "full":
+                names.append(n)
         elif spec.mode == "full":
             names.append(n)
         elif spec.train_norms and P[n].dim() == 1:  # every RMSNorm weight
@@ -331,8 +701,9 @@ def trainable_names(spec, P):
     return sorted(names)
 
 
-def adam_run(spec, P, inputs, targets, tr, steps):
-    """AdamW on a copy of the trainables of P; returns {name: tensor}."""
+def adam_run(spec, P, inputs, targets, tr, steps, book):
+    """AdamW on a copy of the trainables of P; returns {name: tensor}. The
+    objective of every step is LM loss + aux loss (routing recomputed)."""
     names = trainable_names(spec, P)
     Q = {n: t.detach().clone() for n, t in P.items()}
     params = {n: Q[n].requires_grad_(True) for n in names}
@@ -350,8 +721,11 @@ def adam_run(spec, P, inputs, targets, tr, steps):
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        _, loss = forward(spec, Q, inputs, targets)
-        loss.backward()
+        _, loss, aux = forward(spec, Q, inputs, targets, book)
+        (loss + aux).backward()
+        for n in names:  # no path to the objective (factor router without aux): 0, still decayed
+            if params[n].grad is None:
+                params[n].grad = torch.zeros_like(params[n])
         if tr["grad_clip"] > 0:
             torch.nn.utils.clip_grad_norm_([params[n] for n in names], tr["grad_clip"])
         opt.step()
@@ -404,7 +778,25 @@ class Report:
         self.line(name, None, None, False, "unexpected in dump (not a trainable parameter)")
 
 
-def run(path, tol):
+def load_group(f, P, want, group):
+    """Reads every /<group>/... dataset of `want` into P; extra datasets are malformed."""
+    have = set(list_datasets(f, group))
+    names = {n[len(group) + 1:]: shp for n, shp in want.items() if n.startswith(group + "/")}
+    for n, shp in sorted(names.items()):
+        a = read_ds(f, "/%s/%s" % (group, n))
+        if a.shape != shp:
+            raise Malformed("dataset /%s/%s has shape %s, config says %s" % (group, n, a.shape, shp))
+        P[group + "/" + n] = torch.from_numpy(a.astype(np.float64))
+    extra = sorted(have - set(names))
+    if extra:
+        why = {"base": "not in the config's model", "adapters": "not in lora.targets / the experts",
+               "routers": "not a router of the config", "experts": "not an expert of the config"}
+        if group == "base" and extra[0] == "lm_head.weight":
+            raise Malformed("unexpected dataset /base/lm_head.weight (tied embeddings)")
+        raise Malformed("unexpected dataset /%s/%s (%s)" % (group, extra[0], why[group]))
+
+
+def run(path, tol, no_aux=False):
     try:
         f = h5py.File(path, "r")
     except OSError as e:
@@ -415,31 +807,15 @@ def run(path, tol):
         if steps < 0:
             raise Malformed("root attribute 'adam_steps' = %d is negative" % steps)
         spec = Spec(cfg)
+        if no_aux:
+            spec.aux = []
         tr = read_train(cfg) if steps > 0 else None
 
         # weights
         P = {}
-        want = spec.base_shapes()
-        have = set(list_datasets(f, "base"))
-        for n, shp in want.items():
-            a = read_ds(f, "/base/" + n)
-            if a.shape != shp:
-                raise Malformed("dataset /base/%s has shape %s, config says %s" % (n, a.shape, shp))
-            P["base/" + n] = torch.from_numpy(a.astype(np.float64))
-        extra = sorted(have - set(want))
-        if extra:
-            raise Malformed("unexpected dataset /base/%s (%s)" % (extra[0], "tied embeddings"
-                            if extra[0] == "lm_head.weight" else "not in the config's model"))
-        want = spec.adapter_shapes()
-        have = set(list_datasets(f, "adapters"))
-        for n, shp in want.items():
-            a = read_ds(f, "/adapters/" + n)
-            if a.shape != shp:
-                raise Malformed("dataset /adapters/%s has shape %s, config says %s" % (n, a.shape, shp))
-            P["adapters/" + n] = torch.from_numpy(a.astype(np.float64))
-        extra = sorted(have - set(want))
-        if extra:
-            raise Malformed("unexpected dataset /adapters/%s (not in lora.targets)" % extra[0])
+        want = spec.shapes()
+        for group in ("base", "adapters", "routers", "experts"):
+            load_group(f, P, want, group)
 
         inputs = read_ds(f, "/batch/inputs")
         targets = read_ds(f, "/batch/targets")
@@ -464,19 +840,27 @@ def run(path, tol):
             raise Malformed("/out/loss has shape %s, want [1]" % (d_loss.shape,))
 
         names = trainable_names(spec, P)
-        print("oracle: %s  mode=%s L=%d d=%d H=%d Hkv=%d d_ff=%d V=%d tied=%d lora=%s B=%d T=%d "
+        print("oracle: %s  mode=%s L=%d d=%d H=%d Hkv=%d d_ff=%d V=%d tied=%d lora=%s %s B=%d T=%d "
               "adam_steps=%d trainables=%d tol=%g"
               % (path, spec.mode, spec.L, spec.d, spec.H, spec.Hkv, spec.dff, spec.V,
-                 spec.tied, ",".join(spec.targets) or "none", B, T, steps, len(names), tol))
+                 spec.tied, ",".join(spec.targets) or "none", spec.describe(), B, T, steps,
+                 len(names), tol))
 
         rep = Report(tol)
-        # forward + backward at the dumped weights
+        book = Routing()
+        # forward + backward at the dumped weights (objective: LM loss + aux loss)
         for n in names:
             P[n].requires_grad_(True)
-        logits, loss = forward(spec, P, inputs, targets)
-        loss.backward()
-        if d_logits.shape == (B * T, spec.V):  # oracle_dump.c writes [B*T, V]
-            d_logits = d_logits.reshape(B, T, spec.V)
+        logits, loss, aux = forward(spec, P, inputs, targets, book)
+        (loss + aux).backward()
+        aux0, margin0 = float(aux), book.margin
+        if spec.placement != "none":
+            print("oracle: LM loss %.9g  aux loss %.9g (%s over %d sites: %s)  objective %.9g  "
+                  "min routing margin %.3g%s" % (float(loss), aux0, spec.aux_reduce, book.sites,
+                                                 ",".join(spec.aux) or "none", float(loss) + aux0,
+                                                 margin0, (" (%d exact ties of identical tokens "
+                                                           "at a capacity boundary, lower index "
+                                                           "wins)" % book.ties) if book.ties else ""))
         rep.compare("out/logits", d_logits, logits)
         rep.compare("out/loss", d_loss.reshape(1), loss.detach().reshape(1))
 
@@ -485,14 +869,16 @@ def run(path, tol):
             if n not in have:
                 rep.missing("grad/" + n)
             else:
-                rep.compare("grad/" + n, read_ds(f, "/grad/" + n), P[n].grad)
+                g = P[n].grad if P[n].grad is not None else torch.zeros_like(P[n])
+                rep.compare("grad/" + n, read_ds(f, "/grad/" + n), g)
         for n in sorted(have - set(names)):
             rep.extra("grad/" + n)
 
         # AdamW
         have = set(list_datasets(f, "after"))
         if steps > 0 or have:
-            after = adam_run(spec, P, inputs, targets, tr, steps) if steps > 0 else \
+            book.margin = math.inf
+            after = adam_run(spec, P, inputs, targets, tr, steps, book) if steps > 0 else \
                 {n: P[n].detach() for n in names}
             for n in names:
                 if n not in have:
@@ -501,8 +887,17 @@ def run(path, tol):
                     rep.compare("after/" + n, read_ds(f, "/after/" + n), after[n])
             for n in sorted(have - set(names)):
                 rep.extra("after/" + n)
+            if spec.placement != "none" and steps > 0:
+                print("oracle: min routing margin over the %d AdamW steps %.3g" % (steps, book.margin))
+        if spec.placement != "none" and min(margin0, book.margin) < MARGIN_WARN:
+            print("oracle: WARNING a routing decision is within %.1g of flipping: fp32 rounding "
+                  "may select differently (change train.seed)" % MARGIN_WARN)
 
-    print("oracle: %d tensors compared, %d failed" % (rep.n, rep.failed))
+    if spec.placement != "none":
+        print("oracle: %d tensors compared, %d failed (aux %.9g, margin %.2g)"
+              % (rep.n, rep.failed, aux0, min(margin0, book.margin)))
+    else:
+        print("oracle: %d tensors compared, %d failed" % (rep.n, rep.failed))
     return 0 if rep.failed == 0 else 1
 
 
@@ -512,10 +907,12 @@ def main(argv=None):
     ap.add_argument("dump", metavar="DUMP.h5")
     ap.add_argument("--tol", type=float, default=1e-4,
                     help="max allowed max|a-b|/max|b| per tensor (default 1e-4)")
+    ap.add_argument("--no-aux", action="store_true",
+                    help="diagnostic: differentiate the LM loss alone (ignore moe.aux)")
     a = ap.parse_args(argv)
     torch.set_grad_enabled(True)
     try:
-        return run(a.dump, a.tol)
+        return run(a.dump, a.tol, a.no_aux)
     except Malformed as e:
         print("oracle: malformed dump %s: %s" % (a.dump, e), file=sys.stderr)
         return 2
