@@ -591,8 +591,9 @@ void molt_moe_stats_reset(molt_model *m) {
         if (m->sites[i]) stats_zero(&m->sites[i]->local, m->sites[i]->N);
 }
 
-/* Stats travel as one double vector per site: count|psum|wsum|soft, then the
- * scalar sums. */
+/* Stats travel as one double vector per site: count|psum|wsum [3N], then
+ * soft fallbacks [3N], ent_sum, zsum, tokens, selections [3N+1..4], tokens
+ * without an expert [3N+5]. */
 int molt_moe_stats_reduce(molt_model *m, MPI_Comm comm) {
     int rc = MOLT_OK, world = 1;
     MOLT_MPI(MPI_Comm_size(comm, &world));
@@ -643,6 +644,7 @@ cJSON *molt_moe_diagnostics(const molt_model *m) {
         cJSON_AddNumberToObject(o, "entropy", g->ent_sum / T);
         cJSON_AddNumberToObject(o, "soft_frac", s->gsum[3 * s->N] / T);
         cJSON_AddNumberToObject(o, "experts_per_token", g->selections / T);
+        cJSON_AddNumberToObject(o, "dropped_tokens", s->gsum[3 * s->N + 5]);
         cJSON_AddItemToArray(arr, o);
     }
     return arr;

@@ -157,7 +157,14 @@ static const float *router_forward(molt_model *m, molt_moe_site *s, const float 
     }
     molt_plan_build(&s->plan, s->sel, s->w, Ntok);
     molt_router_stats_add(&s->local, &s->rc, s->z, s->p, s->w, s->sel, Ntok);
-    for (int t = 0; t < Ntok; t++) s->lsum[3 * s->N] += s->soft[t];
+    /* soft fallbacks, and tokens no expert took (expert_choice): they pass
+     * through the residual only */
+    for (int t = 0; t < Ntok; t++) {
+        int any = 0;
+        for (int e = 0; e < s->N && !any; e++) any = s->sel[(long)t * s->N + e];
+        s->lsum[3 * s->N] += s->soft[t];
+        s->lsum[3 * s->N + 5] += !any;
+    }
     return xr;
 }
 

@@ -16,6 +16,7 @@
 #include "molt/model.h"
 #include "molt/optim.h"
 #include "molt/rng.h"
+#include "nn/model_internal.h"
 
 enum { ADAM_STEPS = 5, BATCH = 3 };
 
@@ -63,6 +64,16 @@ static int run(int argc, char **argv) {
         double loss = molt_model_forward(&m, &b, s, 0, 1, &count);
         /* one batch on one rank: its routing statistics are the global ones */
         MOLT_TRY(molt_moe_stats_reduce(&m, MPI_COMM_WORLD));
+        if (s == 0) { /* routing facts the MoE oracle script checks */
+            for (int i = 0; m.sites && i < m.dims.L * MOLT_SITE_SLOTS; i++) {
+                const molt_moe_site *site = m.sites[i];
+                int empty = 0;
+                for (int e = 0; site && e < site->N; e++)
+                    empty += site->plan.offset[e + 1] == site->plan.offset[e];
+                if (site) printf("oracle_dump: %s experts without tokens: %d of %d\n", site->name,
+                                 empty, site->N);
+            }
+        }
         if (s == 0) {
             float lossf = (float)(loss / count);
             MOLT_TRY(molt_h5_write_f32(file, argv[2], "/out/logits", molt_model_logits(&m),
