@@ -79,6 +79,10 @@ static int run(int argc, char **argv) {
             MOLT_TRY(molt_h5_write_f32(file, argv[2], "/out/logits", molt_model_logits(&m),
                                        BATCH * T, cfg.model.vocab_size));
             MOLT_TRY(molt_h5_write_f32(file, argv[2], "/out/loss", &lossf, 1, 0));
+            if (molt_model_has_moe(&m)) {
+                float auxf = (float)molt_moe_aux_loss(&m);
+                MOLT_TRY(molt_h5_write_f32(file, argv[2], "/out/aux_loss", &auxf, 1, 0));
+            }
         }
         molt_model_backward(&m, &b, 1.0f / (float)count);
         if (m.failed) MOLT_FAIL(m.failed, "step %d: backward failed", s);

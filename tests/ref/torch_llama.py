@@ -863,6 +863,9 @@ def run(path, tol, no_aux=False):
                                                            "wins)" % book.ties) if book.ties else ""))
         rep.compare("out/logits", d_logits, logits)
         rep.compare("out/loss", d_loss.reshape(1), loss.detach().reshape(1))
+        if spec.placement != "none":  # the auxiliary router loss of the dumped weights
+            rep.compare("out/aux_loss", read_ds(f, "/out/aux_loss").reshape(1),
+                        torch.tensor([aux0], dtype=torch.float64))
 
         have = set(list_datasets(f, "grad"))
         for n in names:
