@@ -39,6 +39,13 @@ extern const char *const molt_task_names[MOLT_NTASKS]; /* "copy", "reverse", …
 int molt_task_example(int task, uint64_t seed, int split, uint64_t index, int32_t *tokens,
                       int max_len, int *len, int *prompt_len);
 
+/* Lay one example (tokens[0..len), prompt_len of them prompt) out as a batch
+ * row of T positions: inputs[t] = tokens[t] (<pad> past the end), targets[t] =
+ * tokens[t+1] where that is an answer token or <eos> (any token when
+ * prompt_loss), else MOLT_IGNORE. */
+void molt_task_layout(const int32_t *tokens, int len, int prompt_len, int prompt_loss, int T,
+                      int32_t *inputs, int32_t *targets);
+
 /* llm.c shard format: 256 x int32 header, then tokens.
  * magic 20240520 version 1: uint16 tokens; magic 20240801 version 7: uint32. */
 enum { MOLT_SHARD_MAGIC16 = 20240520, MOLT_SHARD_MAGIC32 = 20240801 };

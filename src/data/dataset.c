@@ -203,13 +203,18 @@ static int fill_task_row(const molt_data *d, uint64_t g, int T, int32_t *ex, int
     *task = d->task_ids[molt_rng_below(&r, (uint32_t)d->n_tasks)];
     int len = 0, prompt_len = 0;
     MOLT_TRY(molt_task_example(*task, d->seed, d->split, g, ex, T + 1, &len, &prompt_len));
-    for (int t = 0; t < T; t++) {
-        inputs[t] = t < len ? ex[t] : MOLT_TOK_PAD;
-        int scored = t + 1 < len && (t + 1 >= prompt_len || d->prompt_loss);
-        targets[t] = scored ? ex[t + 1] : MOLT_IGNORE;
-    }
+    molt_task_layout(ex, len, prompt_len, d->prompt_loss, T, inputs, targets);
 done:
     return rc;
+}
+
+void molt_task_layout(const int32_t *tokens, int len, int prompt_len, int prompt_loss, int T,
+                      int32_t *inputs, int32_t *targets) {
+    for (int t = 0; t < T; t++) {
+        inputs[t] = t < len ? tokens[t] : MOLT_TOK_PAD;
+        int scored = t + 1 < len && (t + 1 >= prompt_len || prompt_loss);
+        targets[t] = scored ? tokens[t + 1] : MOLT_IGNORE;
+    }
 }
 
 static void shuffle_epoch(molt_data *d, uint64_t epoch) {

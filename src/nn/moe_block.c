@@ -105,6 +105,32 @@ static void scatter_add(float *dst, const float *src, const int *tok, int n, int
     }
 }
 
+/* Combine: y[token_j] += scale * weight_j * Y_j over one expert's block. */
+static void combine_add(float *y, const float *Y, const molt_plan *pl, int o, int n, int width,
+                        float scale) {
+    for (int j = 0; j < n; j++) {
+        float c = scale * pl->weight[o + j];
+        float *yr = y + (long)pl->token[o + j] * width;
+        const float *Yr = Y + (long)j * width;
+        for (int k = 0; k < width; k++) yr[k] += c * Yr[k];
+    }
+}
+
+/* Backward of combine_add for expert e: dw[token_j, e] = scale * <gy_j, Y_j>,
+ * then gy_j *= scale * weight_j (gy: the gathered output gradient rows). */
+static void combine_backward(float *gy, float *dw, const float *Y, const molt_plan *pl, int o,
+                             int n, int width, int e, int N, float scale) {
+    for (int j = 0; j < n; j++) {
+        float *gr = gy + (long)j * width;
+        const float *Yr = Y + (long)j * width;
+        double dot = 0;
+        for (int k = 0; k < width; k++) dot += (double)gr[k] * Yr[k];
+        dw[(long)pl->token[o + j] * N + e] = (float)(scale * dot);
+        float c = scale * pl->weight[o + j];
+        for (int k = 0; k < width; k++) gr[k] *= c;
+    }
+}
+
 /* C[n,o] (+)= A[n,i] B[o,i]^T */
 static void mm_nt(float *C, const float *A, const float *B, int n, int i, int o, float alpha,
                   float beta) {
@@ -232,12 +258,7 @@ void molt_moe_plugin_forward(molt_model *m, molt_moe_site *s, float *y, const fl
         gather(gx, xd, pl->token + o, n, in);
         mm_nt(u, gx, A, n, in, r, 1.0f, 0.0f);
         mm_nt(Y, u, B, n, r, out, 1.0f, 0.0f);
-        for (int j = 0; j < n; j++) {
-            float c = d->lora_scale * pl->weight[o + j];
-            float *yr = y + (long)pl->token[o + j] * out;
-            const float *Yr = Y + (long)j * out;
-            for (int c2 = 0; c2 < out; c2++) yr[c2] += c * Yr[c2];
-        }
+        combine_add(y, Y, pl, o, n, out, d->lora_scale);
     }
 }
 
@@ -256,15 +277,7 @@ void molt_moe_plugin_backward(molt_model *m, molt_moe_site *s, float *dx, float 
         float *gA = g->eA[p] + (long)e * r * in, *gB = g->eB[p] + (long)e * out * r;
         const float *u = s->u + (long)o * r, *Y = s->Y + (long)o * out;
         gather(gy, dy, pl->token + o, n, out);
-        for (int j = 0; j < n; j++) {
-            float *gr = gy + (long)j * out;
-            const float *Yr = Y + (long)j * out;
-            double dot = 0;
-            for (int c = 0; c < out; c++) dot += (double)gr[c] * Yr[c];
-            s->dw[(long)pl->token[o + j] * N + e] = (float)(d->lora_scale * dot);
-            float c2 = d->lora_scale * pl->weight[o + j];
-            for (int c = 0; c < out; c++) gr[c] *= c2;
-        }
+        combine_backward(gy, s->dw, Y, pl, o, n, out, e, N, d->lora_scale);
         mm_tn_acc(gB, gy, u, n, out, r, 1.0f);
         mm_nn(du, gy, B, n, out, r, 1.0f, 0.0f);
         gather(gx, xd, pl->token + o, n, in);
@@ -348,12 +361,7 @@ void molt_moe_ffn_forward(molt_model *m, molt_moe_site *s, float *out, const flo
         swiglu_forward(H, G, U, (long)n * F);
         adapted_forward(Y, s->ud ? s->ud + (long)o * r : NULL, H, ew.W[2], ew.A[2], ew.B[2], n, F,
                         D, r, d->lora_scale);
-        for (int j = 0; j < n; j++) {
-            float c = pl->weight[o + j];
-            float *yr = out + (long)pl->token[o + j] * D;
-            const float *Yr = Y + (long)j * D;
-            for (int c2 = 0; c2 < D; c2++) yr[c2] += c * Yr[c2];
-        }
+        combine_add(out, Y, pl, o, n, D, 1.0f);
     }
 }
 
@@ -372,15 +380,7 @@ void molt_moe_ffn_backward(molt_model *m, molt_moe_site *s, float *dx, const flo
         const float *G = s->G + (long)o * F, *U = s->U + (long)o * F, *H = s->H + (long)o * F;
         const float *Y = s->Y + (long)o * D;
         gather(gy, dout, pl->token + o, n, D);
-        for (int j = 0; j < n; j++) {
-            float *gr = gy + (long)j * D;
-            const float *Yr = Y + (long)j * D;
-            double dot = 0;
-            for (int c = 0; c < D; c++) dot += (double)gr[c] * Yr[c];
-            s->dw[(long)pl->token[o + j] * N + e] = (float)dot;
-            float c2 = pl->weight[o + j];
-            for (int c = 0; c < D; c++) gr[c] *= c2;
-        }
+        combine_backward(gy, s->dw, Y, pl, o, n, D, e, N, 1.0f);
         adapted_backward(dH, du, gy, H, s->ud ? s->ud + (long)o * r : NULL, ew.W[2], ew.A[2],
                          ew.B[2], ew.gW[2], ew.gA[2], ew.gB[2], n, F, D, r, d->lora_scale);
         swiglu_backward(dG, dU, dH, G, U, (long)n * F);

@@ -69,11 +69,7 @@ static int eval_row(const molt_config *c, int task, uint64_t index, molt_batch *
     MOLT_ALLOC(tok, T + 1);
     MOLT_TRY(molt_task_example(task, c->train.seed, MOLT_SPLIT_EVAL, index, tok, T + 1, &len,
                                &plen));
-    int32_t *in = b->inputs + (long)row * T, *tg = b->targets + (long)row * T;
-    for (int t = 0; t < T; t++) {
-        in[t] = t < len ? tok[t] : MOLT_TOK_PAD;
-        tg[t] = (t + 1 < len && t + 1 >= plen) ? tok[t + 1] : MOLT_IGNORE;
-    }
+    molt_task_layout(tok, len, plen, 0, T, b->inputs + (long)row * T, b->targets + (long)row * T);
     b->task[row] = task;
 done:
     free(tok);
@@ -281,8 +277,8 @@ static void print_eval_table(const double acc[MOLT_NTASKS], double eval_loss, do
     fflush(stdout);
 }
 
-/* The task x expert routing table: rows are tasks, columns the share of that
- * task's token choices that went to each expert. */
+/* The task x expert routing table: eval.json keeps the counts of (token,
+ * expert) choices per task; the printed table shows each row's shares. */
 static cJSON *routing_json(const double *route, int nexp, const char *site, int print) {
     cJSON *o = cJSON_CreateObject(), *rows = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "site", site);
@@ -296,7 +292,7 @@ static cJSON *routing_json(const double *route, int nexp, const char *site, int 
         cJSON *row = cJSON_CreateArray();
         if (print) printf("%-10s", molt_task_names[t]);
         for (int e = 0; e < nexp; e++) {
-            cJSON_AddItemToArray(row, cJSON_CreateNumber(route[t * nexp + e] / tot));
+            cJSON_AddItemToArray(row, cJSON_CreateNumber(route[t * nexp + e]));
             if (print) printf(" %.2f ", route[t * nexp + e] / tot);
         }
         if (print) printf("\n");
