@@ -2,13 +2,7 @@
 # molt tokenize: UTF-8 text (non-ASCII included) to a uint16 llm.c shard whose
 # header and every token are checked by an independent reader (numpy); help,
 # and the input errors' exit codes and messages.
-set -euo pipefail
-source "$MOLT_SRC/launch/env.sh"
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$MOLT_SRC/tests/cli/lib.bash"
 
 printf 'hello\n' > a.txt
 printf 'h\xc3\xa9llo \xe4\xb8\x96\xe7\x95\x8c\n' > b.txt   # "héllo 世界"
