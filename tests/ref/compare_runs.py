@@ -6,14 +6,19 @@ Max-abs weight differences are printed too but not judged: AdamW turns a
 rounding-level gradient (1e-12 vs 0, from a different summation order) into an
 O(lr) step for that one entry, so single entries may differ by ~lr while the
 tensor and the loss curve agree.
-usage: compare_runs.py --tol 1e-5 RUN_A RUN_B [RUN_C ...]
+usage: compare_runs.py --tol 1e-5 [--weights-tol X] RUN_A RUN_B [RUN_C ...]
+The aux_loss of MoE runs is compared like the loss.
 Exit 0 when every run matches the first, 1 otherwise."""
 import argparse, json, sys
 import h5py, numpy as np
 
 def losses(run):
+    """{step: (loss, aux_loss or None)} from metrics.jsonl."""
     with open(f"{run}/metrics.jsonl") as f:
-        return {int(o["step"]): o["loss"] for o in map(json.loads, f)}
+        return {int(o["step"]): (o["loss"], o.get("aux_loss")) for o in map(json.loads, f)}
+
+def rel(a, b):
+    return abs(a - b) / max(abs(b), 1e-30)
 
 def weights(run):
     out = {}
@@ -24,6 +29,8 @@ def weights(run):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tol", type=float, default=1e-5)
+    ap.add_argument("--weights-tol", type=float, default=None,
+                    help="tolerance of the final weights (default: --tol)")
     ap.add_argument("runs", nargs="+")
     a = ap.parse_args()
     ref_l, ref_w = losses(a.runs[0]), weights(a.runs[0])
@@ -32,7 +39,10 @@ def main():
         l, w = losses(run), weights(run)
         if l.keys() != ref_l.keys():
             print(f"{run}: logged steps differ"); bad += 1; continue
-        worst = max(abs(l[s] - ref_l[s]) / abs(ref_l[s]) for s in l)
+        worst = max(rel(l[s][0], ref_l[s][0]) for s in l)
+        if any((l[s][1] is None) != (ref_l[s][1] is None) for s in l):
+            print(f"{run}: aux_loss logged in one run only"); bad += 1; continue
+        worst = max([worst] + [rel(l[s][1], ref_l[s][1]) for s in l if l[s][1] is not None])
         werr, wmax = 0.0, 0.0
         if w.keys() != ref_w.keys():
             print(f"{run}: final.h5 datasets differ"); bad += 1; continue
@@ -40,7 +50,8 @@ def main():
             a64, b64 = w[k].astype(np.float64), ref_w[k].astype(np.float64)
             werr = max(werr, float(np.linalg.norm(a64 - b64) / max(np.linalg.norm(b64), 1e-30)))
             wmax = max(wmax, float(np.abs(a64 - b64).max() / max(np.abs(b64).max(), 1e-30)))
-        ok = worst <= a.tol and werr <= a.tol
+        wtol = a.tol if a.weights_tol is None else a.weights_tol
+        ok = worst <= a.tol and werr <= wtol
         bad += not ok
         print(f"{run}: {len(l)} steps, max loss rel diff {worst:.2e}, "
               f"max weight rel L2 diff {werr:.2e} (max-abs {wmax:.1e}) {'OK' if ok else 'FAIL'}")
