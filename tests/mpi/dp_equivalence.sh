@@ -1,15 +1,8 @@
 #!/usr/bin/env bash
 # Data parallel (issue 2): np=1, 2, 4 and np=1 with 4 micro-batches give the
 # same loss per step and the same final weights within 1e-5 relative.
-set -euo pipefail
-source "$MOLT_SRC/launch/env.sh"
-work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+source "$MOLT_SRC/tests/mpi/lib.bash"
 cfg="$MOLT_SRC/tests/configs/dp.ini"
-run() { # name np [--set ...]
-  local name=$1 np=$2; shift 2
-  $MPIEXEC -np "$np" "$MOLT_BIN" train "$cfg" --set log.run_dir="$work/$name" "$@" \
-    >"$work/$name.log" 2>&1 || { cat "$work/$name.log"; exit 1; }
-}
 run np1 1
 run np1-accum 1 --set train.micro_batch=2
 run np2 2
