@@ -38,6 +38,13 @@ int molt_h5_write_params(hid_t file, const char *fname, const molt_model *m, con
 
 /* Save all weights to `path` atomically (path.tmp, then rename). */
 int molt_weights_save(const char *path, const molt_model *m, const char *config_text, long step);
+/* The same under expert parallelism, collective over m->lay's first expert
+ * group (world ranks 0..ep-1; other ranks return at once): rank 0 writes
+ * what it holds, then each ep rank in turn appends its experts (serial HDF5,
+ * one writer at a time), then rank 0 renames. Returns rank 0's verdict on
+ * rank 0 and the rank's own elsewhere. */
+int molt_weights_save_dist(const char *path, const molt_model *m, const char *config_text,
+                           long step);
 /* Load every base weight (/base/...) of the model from `path` (a base file or
  * a checkpoint). Adapters in the file are loaded too when `adapters` is set. */
 int molt_weights_load(const char *path, molt_model *m, int adapters);

@@ -10,11 +10,13 @@
 #ifndef MOLT_MODEL_H
 #define MOLT_MODEL_H
 #include <stddef.h>
+#include <stdio.h>
 #include <mpi.h>
 #include <stdint.h>
 
 #include "molt/config.h"
 #include "molt/data.h"
+#include "molt/dist.h"
 #include "molt/router.h"
 
 typedef struct {
@@ -33,6 +35,10 @@ typedef struct {
     molt_router_cfg router;
     molt_aux_cfg aux;
     int aux_mean;           /* aux of all sites averaged instead of summed */
+    int ep, ep_rank;        /* expert parallelism: this rank holds experts e ≡ ep_rank (mod ep) */
+    int dispatch;           /* molt_dispatch (config moe.dispatch) */
+    int a2a_chunks;         /* parallel.a2a_chunks */
+    double capacity_factor; /* moe.capacity_factor: > 0 caps tokens per expert (not expert_choice) */
 } molt_dims;
 
 /* A MoE site: one router and its experts. Slot p < MOLT_NPROJ is the plugin
@@ -54,6 +60,7 @@ typedef struct {
     float *g;       /* into grad; NULL when frozen */
     int rows, cols; /* cols = 0 for vectors */
     int trainable, decay, kind;
+    int expert;    /* 1: one expert's tensor, held by its owner only (dist.h) */
     size_t offset; /* offset in its buffer */
 } molt_param;
 
@@ -75,10 +82,19 @@ typedef struct {
 
 typedef struct molt_acts molt_acts;
 
+/* Seconds spent in each phase of the MoE sites since the last reset. */
+typedef struct {
+    double route, comm, expert, combine;
+} molt_moe_times;
+
 typedef struct {
     molt_dims dims;
+    molt_layout lay; /* a copy: communicators stay owned by the caller */
     float *frozen, *train, *grad;
     size_t n_frozen, n_train;
+    size_t n_dense; /* train[0, n_dense) is replicated on every rank; the rest are
+                       this rank's experts (all-reduced over edp_comm only) */
+    molt_moe_times times;
     molt_param *params;
     int n_params;
     molt_ptrs w, g; /* g.* NULL for frozen weights */
@@ -90,8 +106,9 @@ typedef struct {
 
 int molt_dims_from_config(molt_dims *d, const molt_config *c);
 /* Allocate parameters and activations for micro-batches of up to B x T, and
- * initialise from cfg->train.seed. */
-int molt_model_create(molt_model *m, const molt_config *c, int B, int T);
+ * initialise from cfg->train.seed. `lay` (NULL: one rank) decides which
+ * experts this rank holds; MoE sites exchange tokens over lay->ep_comm. */
+int molt_model_create(molt_model *m, const molt_config *c, int B, int T, const molt_layout *lay);
 void molt_model_free(molt_model *m);
 /* Projection p's input and output widths. */
 void molt_proj_shape(const molt_dims *d, int p, int *in, int *out);
@@ -128,4 +145,12 @@ struct cJSON *molt_moe_diagnostics(const molt_model *m);
 int molt_moe_task_routing(const molt_model *m, const molt_batch *b, double *counts, char *name,
                           size_t name_len);
 
+/* moe.dispatch = auto (DESIGN §5): for each site, predict the per-forward-
+ * and-backward communication time of alltoall (5(P-1)·alpha + 2·rows·(in+out)
+ * ·4·(P-1)/P·beta, rows = tokens × expected experts per token) and replicate
+ * (one all-gather per expert tensor and one reduce-scatter per trainable one:
+ * (P-1)·alpha each + bytes·(P-1)/P·beta), and use the cheaper. Prints each
+ * choice to `log` (NULL: quiet). Setup time only; every rank must call it
+ * with the same constants. */
+int molt_moe_auto_dispatch(molt_model *m, double alpha, double beta, FILE *log);
 #endif

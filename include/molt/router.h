@@ -32,6 +32,7 @@
  *   expert_choice: C = molt_router_capacity(); a token may get 0 experts. */
 #ifndef MOLT_ROUTER_H
 #define MOLT_ROUTER_H
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum {
@@ -68,6 +69,11 @@ int molt_router_capacity(const molt_router_cfg *c, int T);
  * sort scratch (8*T*N bytes) cannot be allocated. */
 long molt_router_forward(const molt_router_cfg *c, const float *z, int T, float *p, float *w,
                          uint8_t *sel, float *ent, uint8_t *soft);
+/* The same with caller-owned sort scratch of molt_router_scratch_bytes(N, T)
+ * bytes (training steps allocate nothing). */
+size_t molt_router_scratch_bytes(int N, int T);
+long molt_router_forward_ws(const molt_router_cfg *c, const float *z, int T, float *p, float *w,
+                            uint8_t *sel, float *ent, uint8_t *soft, void *scratch);
 
 /* Backward: dz[T,N] = d/dz of (sum dw*w + sum dp*p). dp may be NULL.
  * Overwrites dz (see the order of calls above for the aux losses' dz). */

@@ -897,12 +897,6 @@ static int validate_moe(const molt_config *c, const char *src) {
     if (c->moe.placement == MOLT_PLACE_FFN && (c->lora.targets & mlp))
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.placement = ffn replaces the dense FFN: lora.targets "
                   "may only name attention projections", src);
-    if (c->moe.dispatch != MOLT_DISPATCH_ALLTOALL)
-        MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.dispatch = %s arrives with expert parallelism; this "
-                  "build has alltoall only", src, dispatch_names[c->moe.dispatch]);
-    if (c->moe.capacity_factor > 0 && c->moe.router != MOLT_ROUTER_EXPERT_CHOICE)
-        MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.capacity_factor > 0 (token dropping) arrives with "
-                  "expert parallelism; this build is dropless except for expert_choice", src);
     if ((c->moe.aux & (1u << MOLT_AUX_DYNMOLE)) && c->moe.router != MOLT_ROUTER_DYNMOLE)
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.aux = dynmole is the loss of moe.router = dynmole, "
                   "not %s", src, molt_router_names[c->moe.router]);
@@ -955,10 +949,6 @@ int molt_config_validate(const molt_config *c) {
                       src, c->lora.r, limit);
     }
     MOLT_TRY(validate_moe(c, src));
-    if (c->parallel.ep != 1)
-        MOLT_FAIL(MOLT_ERR_INPUT,
-                  "%s: parallel.ep = %d: expert parallelism is not in this build yet (use 1)", src,
-                  c->parallel.ep);
     if (c->data.source != MOLT_DATA_TASKS && !c->data.train_path[0])
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: data.source = %s needs data.train_path", src,
                   source_names[c->data.source]);

@@ -160,6 +160,66 @@ done:
     return rc;
 }
 
+/* Ranks 1..ep-1 of the first expert group append their experts in turn. */
+static int append_experts(const char *tmp, const molt_model *m) {
+    int rc = MOLT_OK;
+    hid_t file = -1;
+    char path[256];
+    quiet();
+    if ((file = H5Fopen(tmp, H5F_ACC_RDWR, H5P_DEFAULT)) < 0)
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: cannot open to append experts", tmp);
+    for (int i = 0; i < m->n_params; i++) {
+        const molt_param *p = &m->params[i];
+        if (!p->expert) continue;
+        snprintf(path, sizeof path, "/%s", p->path);
+        MOLT_TRY(molt_h5_write_f32(file, tmp, path, p->w, p->rows, p->cols));
+    }
+    if (H5Fclose(file) < 0) {
+        file = -1;
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: close failed", tmp);
+    }
+    file = -1;
+done:
+    if (file >= 0) H5Fclose(file);
+    return rc;
+}
+
+int molt_weights_save_dist(const char *path, const molt_model *m, const char *config_text,
+                           long step) {
+    int rc = MOLT_OK, prev = MOLT_OK;
+    const molt_layout *L = &m->lay;
+    char tmp[MOLT_PATH_MAX + 8];
+    if (L->ep == 1) return L->rank == 0 ? molt_weights_save(path, m, config_text, step) : MOLT_OK;
+    if (L->dp_rank != 0) return MOLT_OK;
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    /* a token passes 0 -> 1 -> ... -> ep-1 -> 0 carrying the first failure */
+    if (L->ep_rank > 0) MOLT_MPI(MPI_Recv(&prev, 1, MPI_INT, L->ep_rank - 1, 85, L->ep_comm,
+                                          MPI_STATUS_IGNORE));
+    if (!prev) {
+        if (L->ep_rank == 0) {
+            hid_t file = -1;
+            rc = molt_h5_create(&file, tmp, config_text, step);
+            if (!rc) rc = molt_h5_write_params(file, tmp, m, "", MOLT_H5_WEIGHTS);
+            if (file >= 0 && H5Fclose(file) < 0 && !rc)
+                rc = MOLT_ERROR(MOLT_ERR_INTERNAL, "%s: close failed", tmp);
+        } else {
+            rc = append_experts(tmp, m);
+        }
+    }
+    prev = prev ? prev : rc;
+    MOLT_MPI(MPI_Send(&prev, 1, MPI_INT, (L->ep_rank + 1) % L->ep, 85, L->ep_comm));
+    if (L->ep_rank == 0) {
+        MOLT_MPI(MPI_Recv(&prev, 1, MPI_INT, L->ep - 1, 85, L->ep_comm, MPI_STATUS_IGNORE));
+        rc = prev;
+        if (!rc && rename(tmp, path) != 0)
+            rc = MOLT_ERROR(MOLT_ERR_INTERNAL, "cannot rename %s to %s: %s", tmp, path,
+                            strerror(errno));
+        if (rc) remove(tmp);
+    }
+done:
+    return rc;
+}
+
 int molt_weights_load(const char *path, molt_model *m, int adapters) {
     int rc = MOLT_OK;
     hid_t file = -1;

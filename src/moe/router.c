@@ -226,8 +226,12 @@ static void route_expert_choice(const molt_router_cfg *c, const float *p, int T,
     }
 }
 
-long molt_router_forward(const molt_router_cfg *c, const float *z, int T, float *p, float *w,
-                         uint8_t *sel, float *ent, uint8_t *soft) {
+size_t molt_router_scratch_bytes(int N, int T) {
+    return (size_t)(T > 0 ? T : 1) * (size_t)(N > 0 ? N : 1) * sizeof(ranked);
+}
+
+long molt_router_forward_ws(const molt_router_cfg *c, const float *z, int T, float *p, float *w,
+                            uint8_t *sel, float *ent, uint8_t *soft, void *scratch) {
     if (c->N < 1 || T < 0 || c->kind < 0 || c->kind >= MOLT_NROUTERS) {
         molt_error_at(MOLT_ERR_INPUT, __FILE__, __LINE__,
                       "router: bad arguments (kind %d, N %d, T %d)", c->kind, c->N, T);
@@ -236,8 +240,7 @@ long molt_router_forward(const molt_router_cfg *c, const float *z, int T, float 
     if (T == 0) return 0;
     const int N = c->N;
     const double q = (double)c->entropy_q;
-    ranked *r = molt_calloc_at((size_t)T * N, sizeof *r, __FILE__, __LINE__);
-    if (!r) return -1;
+    ranked *r = scratch;
     long total = 0;
 #pragma omp parallel for schedule(static) reduction(+ : total)
     for (int t = 0; t < T; t++) {
@@ -254,6 +257,15 @@ long molt_router_forward(const molt_router_cfg *c, const float *z, int T, float 
         route_expert_choice(c, p, T, w, sel, r);
         total = (long)N * molt_router_capacity(c, T);
     }
+    return total;
+}
+
+long molt_router_forward(const molt_router_cfg *c, const float *z, int T, float *p, float *w,
+                         uint8_t *sel, float *ent, uint8_t *soft) {
+    if (c->N < 1 || T <= 0) return molt_router_forward_ws(c, z, T, p, w, sel, ent, soft, NULL);
+    void *r = molt_calloc_at(molt_router_scratch_bytes(c->N, T), 1, __FILE__, __LINE__);
+    if (!r) return -1;
+    long total = molt_router_forward_ws(c, z, T, p, w, sel, ent, soft, r);
     free(r);
     return total;
 }

@@ -74,6 +74,10 @@ int molt_dims_from_config(molt_dims *d, const molt_config *c) {
                             .dynmole_balance_coef = c->moe.dynmole_balance_coef,
                             .zloss_coef = c->moe.zloss_coef};
     d->aux_mean = c->moe.aux_reduce == MOLT_AUX_MEAN;
+    d->ep = 1, d->ep_rank = 0; /* molt_model_create sets the layout's */
+    d->dispatch = c->moe.dispatch;
+    d->a2a_chunks = c->parallel.a2a_chunks;
+    d->capacity_factor = c->moe.router == MOLT_ROUTER_EXPERT_CHOICE ? 0 : c->moe.capacity_factor;
     d->expert_dff = 0;
     if (d->placement == MOLT_PLACE_FFN) {
         int n0 = d->n_exp[0] > 0 ? d->n_exp[0] : 1;
@@ -93,17 +97,21 @@ int molt_dims_from_config(molt_dims *d, const molt_config *c) {
 
 typedef struct {
     molt_model *m;
-    int pass; /* 0: count sizes, 1: assign pointers */
+    int pass;        /* 0: count sizes, 1: assign pointers */
+    size_t exp_at;   /* pass 1: next offset of an expert trainable (after the dense ones) */
 } reg_state;
 
-static float *reg(reg_state *s, float **gptr, const char *path, int rows, int cols, int trainable,
-                  int kind) {
+/* Trainables are laid out dense first, then this rank's expert tensors, so
+ * that gradient reduction is one call per group (world, edp_comm). */
+static float *reg_param(reg_state *s, float **gptr, const char *path, int rows, int cols,
+                        int trainable, int kind, int expert) {
     molt_model *m = s->m;
     size_t n = (size_t)rows * (cols ? cols : 1);
     if (s->pass == 0) {
         m->n_params++;
         if (trainable) m->n_train += n;
         else m->n_frozen += n;
+        if (trainable && !expert) m->n_dense += n;
         if (gptr) *gptr = NULL;
         return NULL;
     }
@@ -111,11 +119,13 @@ static float *reg(reg_state *s, float **gptr, const char *path, int rows, int co
     snprintf(p->path, sizeof p->path, "%s", path);
     p->rows = rows, p->cols = cols, p->trainable = trainable, p->kind = kind;
     p->decay = cols > 0;
+    p->expert = expert;
     if (trainable) {
-        p->offset = m->n_train;
-        p->w = m->train + m->n_train;
-        p->g = m->grad + m->n_train;
-        m->n_train += n;
+        size_t *at = expert ? &s->exp_at : &m->n_train;
+        p->offset = *at;
+        p->w = m->train + *at;
+        p->g = m->grad + *at;
+        *at += n;
     } else {
         p->offset = m->n_frozen;
         p->w = m->frozen + m->n_frozen;
@@ -123,6 +133,25 @@ static float *reg(reg_state *s, float **gptr, const char *path, int rows, int co
     }
     if (gptr) *gptr = p->g;
     return p->w;
+}
+
+static float *reg(reg_state *s, float **gptr, const char *path, int rows, int cols, int trainable,
+                  int kind) {
+    return reg_param(s, gptr, path, rows, cols, trainable, kind, 0);
+}
+
+/* Expert e's tensor: registered only on its owner, contiguous with the
+ * owner's other experts of the same tensor. Returns the pointer when e is
+ * the owner's first expert there (the base of the block), else NULL. */
+static float *reg_expert(reg_state *s, float **gbase, const char *path, int e, int rows, int cols,
+                         int trainable, int kind) {
+    const molt_dims *d = &s->m->dims;
+    if (molt_expert_owner(e, d->ep) != d->ep_rank) return NULL;
+    float *gp = NULL;
+    float *wp = reg_param(s, &gp, path, rows, cols, trainable, kind, 1);
+    if (molt_expert_slot(e, d->ep) != 0) return NULL;
+    *gbase = gp;
+    return wp;
 }
 
 static void register_all(reg_state *s) {
@@ -168,16 +197,16 @@ static void register_all(reg_state *s) {
                     w->router[p] = reg(s, &g->router[p], path, N, in, 1, MOLT_PARAM_ROUTER);
                 }
                 for (int e = 0; e < N; e++) {
-                    float *gp;
+                    float *gp = NULL;
                     snprintf(path, sizeof path, "adapters/%s/expert_%03d/lora_A", module, e);
-                    float *wp = reg(s, &gp, path, d->r, in, 1, MOLT_PARAM_LORA);
-                    if (e == 0) w->eA[p] = wp, g->eA[p] = gp;
+                    float *wp = reg_expert(s, &gp, path, e, d->r, in, 1, MOLT_PARAM_LORA);
+                    if (wp) w->eA[p] = wp, g->eA[p] = gp;
                 }
                 for (int e = 0; e < N; e++) {
-                    float *gp;
+                    float *gp = NULL;
                     snprintf(path, sizeof path, "adapters/%s/expert_%03d/lora_B", module, e);
-                    float *wp = reg(s, &gp, path, out, d->r, 1, MOLT_PARAM_LORA);
-                    if (e == 0) w->eB[p] = wp, g->eB[p] = gp;
+                    float *wp = reg_expert(s, &gp, path, e, out, d->r, 1, MOLT_PARAM_LORA);
+                    if (wp) w->eB[p] = wp, g->eB[p] = gp;
                 }
                 continue;
             }
@@ -204,12 +233,12 @@ static void register_all(reg_state *s) {
             for (int i = 0; i < 3; i++) {
                 int p = pr[i], F = d->expert_dff;
                 for (int e = 0; e < d->n_exp[l]; e++) {
-                    float *gp;
+                    float *gp = NULL;
                     snprintf(path, sizeof path, "experts/model.layers.%d.mlp/expert_%03d/%s.weight",
                              l, e, molt_proj_names[p]);
-                    float *wp = reg(s, &gp, path, i < 2 ? F : d->d, i < 2 ? d->d : F, base_tr,
-                                    MOLT_PARAM_EXPERT);
-                    if (e == 0) w->ew[p] = wp, g->ew[p] = gp;
+                    float *wp = reg_expert(s, &gp, path, e, i < 2 ? F : d->d, i < 2 ? d->d : F,
+                                           base_tr, MOLT_PARAM_EXPERT);
+                    if (wp) w->ew[p] = wp, g->ew[p] = gp;
                 }
             }
         }
@@ -322,14 +351,17 @@ done:
     return rc;
 }
 
-int molt_model_create(molt_model *m, const molt_config *c, int B, int T) {
+int molt_model_create(molt_model *m, const molt_config *c, int B, int T, const molt_layout *lay) {
     int rc = MOLT_OK;
     memset(m, 0, sizeof *m);
+    if (lay) m->lay = *lay;
+    else molt_layout_single(&m->lay);
     MOLT_TRY(molt_dims_from_config(&m->dims, c));
+    m->dims.ep = m->lay.ep, m->dims.ep_rank = m->lay.ep_rank;
     if (T > m->dims.T_max)
         MOLT_FAIL(MOLT_ERR_INPUT, "sequence length %d exceeds model.max_seq_len %d", T,
                   m->dims.T_max);
-    reg_state s = {m, 0};
+    reg_state s = {m, 0, 0};
     register_all(&s);
     MOLT_ALLOC(m->params, m->n_params);
     MOLT_ALLOC(m->frozen, m->n_frozen);
@@ -337,9 +369,11 @@ int molt_model_create(molt_model *m, const molt_config *c, int B, int T) {
     MOLT_ALLOC(m->grad, m->n_train);
     MOLT_ALLOC(m->w.layers, m->dims.L);
     MOLT_ALLOC(m->g.layers, m->dims.L);
+    s.exp_at = m->n_dense;
     m->n_params = 0, m->n_frozen = 0, m->n_train = 0;
     s.pass = 1;
     register_all(&s);
+    m->n_train = s.exp_at; /* dense + experts */
     init_params(m, c->train.seed);
     MOLT_TRY(acts_create(&m->acts, &m->dims, B, T));
     m->act_B = B, m->act_T = T;
@@ -348,7 +382,7 @@ int molt_model_create(molt_model *m, const molt_config *c, int B, int T) {
         if (m->dims.n_exp[l] <= 0) continue;
         for (int slot = 0; slot < MOLT_SITE_SLOTS; slot++)
             if (m->w.layers[l].router[slot])
-                MOLT_TRY(molt_moe_site_create(&m->sites[l * MOLT_SITE_SLOTS + slot], &m->dims, l,
+                MOLT_TRY(molt_moe_site_create(&m->sites[l * MOLT_SITE_SLOTS + slot], m, l,
                                               slot, B * T));
     }
 done:
@@ -593,7 +627,7 @@ void molt_moe_stats_reset(molt_model *m) {
 
 /* Stats travel as one double vector per site: count|psum|wsum [3N], then
  * soft fallbacks [3N], ent_sum, zsum, tokens, selections [3N+1..4], tokens
- * without an expert [3N+5]. */
+ * without an expert [3N+5], (token, expert) pairs cut by capacity [3N+6]. */
 int molt_moe_stats_reduce(molt_model *m, MPI_Comm comm) {
     int rc = MOLT_OK, world = 1;
     MOLT_MPI(MPI_Comm_size(comm, &world));
@@ -645,6 +679,7 @@ cJSON *molt_moe_diagnostics(const molt_model *m) {
         cJSON_AddNumberToObject(o, "soft_frac", s->gsum[3 * s->N] / T);
         cJSON_AddNumberToObject(o, "experts_per_token", g->selections / T);
         cJSON_AddNumberToObject(o, "dropped_tokens", s->gsum[3 * s->N + 5]);
+        cJSON_AddNumberToObject(o, "capacity_dropped", s->gsum[3 * s->N + 6]);
         cJSON_AddItemToArray(arr, o);
     }
     return arr;

@@ -2,6 +2,7 @@
  * moe_block.c; not part of the public API. */
 #ifndef MOLT_MODEL_INTERNAL_H
 #define MOLT_MODEL_INTERNAL_H
+#include "molt/a2a.h"
 #include "molt/model.h"
 #include "molt/plan.h"
 #include "molt/router.h"
@@ -19,26 +20,57 @@ struct molt_acts {
     float *dres, *dA, *dB, *dq, *dk, *dv, *dgate, *dup, *du, *dS, *drop;
 };
 
+/* How a site's experts meet their tokens (DESIGN §5). */
+enum { MOLT_SITE_LOCAL = 0, MOLT_SITE_ALLTOALL = 1, MOLT_SITE_REPLICATE = 2 };
+
+/* One expert tensor of a site (e.g. every expert's lora_A): this rank's
+ * experts are contiguous at w (g: their gradients, NULL if frozen), `size`
+ * floats each; replicate mode gathers all N into w_all (rank-major). */
+typedef struct {
+    float *w, *g;
+    long size;
+    float *w_all, *g_all;
+    int trainable;
+} molt_expert_tensor;
+
 /* One router with its experts, and what its forward keeps for backward. */
 typedef struct molt_moe_site {
     int layer, slot, N, in, out, dff; /* dff: hidden width of FFN-type experts */
     molt_router_cfg rc;               /* the model's router settings with N = this site's */
     char name[96];                    /* "model.layers.0.mlp.up_proj" or "model.layers.0.mlp" */
+    int T_cap, wmax;                  /* token rows per forward at most; widest row */
+    int mode, nl, ep;                 /* MOLT_SITE_*; experts held by this rank; ep ranks */
+    int ntens;
+    molt_expert_tensor ten[6];        /* plugin: A, B; fused_mlp: gate A, B, up A, B, down A, B;
+                                         ffn: gate, up, down */
     float *z, *p, *w, *ent, *xr;      /* [T,N] x3, [T], router input [T,in] (switch jitter) */
-    uint8_t *sel, *soft;
+    uint8_t *sel, *soft, *keep;       /* keep: sel after the capacity cut */
+    float *jf;                        /* switch: jitter factors [T,in] */
+    float *dw, *dp, *dz, *dzx;        /* [T,N] backward */
     molt_plan plan;
-    float *u, *Y;                       /* plugin: [cap,r], [cap,out] */
-    float *G, *U, *H, *ug, *uu, *ud;    /* FFN-type: [cap,dff] x3, [cap,r] x3 */
-    float *scr[6];                      /* scratch, T_cap * max(in, out, dff) each */
-    float *jf;                          /* switch: jitter factors [T,in] */
-    float *dw, *dp, *dz, *dzx;          /* [T,N] backward */
-    double *lsum, *gsum;                /* local and global stats: count|psum|wsum [3N] + 5 */
+    molt_a2a x;
+    int cap_s, cap_r, blk;            /* rows: sent, received, one expert's block at most */
+    float *xs, *ys, *gy, *dxs;        /* sender side, plan order [cap_s, in | out] */
+    float *X, *Yo, *GE, *DX;          /* owner side [cap_r, in | out] (the sender's when P = 1) */
+    float *u, *G, *U, *H, *ug, *uu, *ud; /* saved on the owner: [cap_r, r | dff] */
+    float *scr[6];                    /* scratch, blk * wmax each */
+    int *rep_cnt, *rep_dsp, *rep_first; /* replicate: [ep] counts, displs, first slot per rank */
+    float *rep_tmp;
+    void *cap_loc, *cap_all;          /* capacity: local and gathered (weight, expert, token) */
+    int *cap_cnt, *cap_dsp;           /* [world] */
+    void *rsort;                      /* router sort scratch */
+    int fault;                        /* test builds: fail in the next training forward */
+    int force_e;                      /* test builds: route every token to this expert (-1: off) */
+    double *lsum, *gsum;              /* local and global stats: count|psum|wsum [3N] + 8 */
     molt_router_stats local, global;
 } molt_moe_site;
 
 /* moe_block.c */
-int molt_moe_site_create(molt_moe_site **out, const molt_dims *d, int layer, int slot, int T_cap);
+int molt_moe_site_create(molt_moe_site **out, molt_model *m, int layer, int slot, int T_cap);
 void molt_moe_site_free(molt_moe_site *s);
+/* Switch a site between alltoall and replicate (expert parallelism only);
+ * reallocates its exchange buffers (setup time, not per step). */
+int molt_moe_site_set_mode(molt_model *m, molt_moe_site *s, int mode);
 /* Plugin: y[Ntok,out] += sum_e w_e s B_e A_e xd over selected experts;
  * x is the router input (pre-dropout), xd the dropped-out input. */
 void molt_moe_plugin_forward(molt_model *m, molt_moe_site *s, float *y, const float *x,

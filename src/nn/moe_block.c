@@ -1,15 +1,23 @@
-/* moe_block.c — MoE sites: route, group tokens by expert (plan), run each
- * expert on its contiguous block, combine with the router weights; and the
- * backward of all of it (DESIGN §2–§4). Placements:
+/* moe_block.c — MoE sites: route, plan, send each token to the rank holding
+ * its expert, run every expert on its contiguous block, bring the results
+ * back and combine them with the router weights; and the backward of all of
+ * it (DESIGN §2–§5). Placements:
  *   plugin     y = W x + sum_e w_e s B_e A_e xd      (per projection)
  *   fused_mlp  y = sum_e w_e down_e(silu(gate_e x) * up_e x), W + s B_e A_e
  *   ffn        the same with each expert's own gate/up/down weights
- * Only selected (token, expert) pairs compute. */
+ * Only selected (token, expert) pairs compute. Modes (dist.h for placement):
+ *   local      one ep rank: every expert is here, nothing moves;
+ *   alltoall   tokens travel to their expert's owner and back (a2a.h);
+ *   replicate  the owners' experts are all-gathered, every rank computes its
+ *              own tokens, expert gradients are reduce-scattered back.
+ * A failure inside a site of a multi-rank job aborts the job at once: the
+ * other ranks are waiting for this one inside an exchange. */
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "molt/err.h"
 #include "molt/nn.h"
@@ -20,13 +28,135 @@ static const char *const proj_group[MOLT_NPROJ] = {"self_attn", "self_attn", "se
                                                    "self_attn", "mlp",       "mlp",
                                                    "mlp"};
 
-int molt_moe_site_create(molt_moe_site **out, const molt_dims *d, int layer, int slot, int T_cap) {
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* A site failed on this rank: report and, in a multi-rank job, end it now. */
+static void site_fail(molt_model *m, const molt_moe_site *s, int rc) {
+    molt_trace_at(__FILE__, __LINE__, s->name);
+    if (m->lay.size > 1) {
+        fprintf(stderr, "molt[rank %d]: error inside MoE site %s: aborting the job (exit %d)\n",
+                m->lay.rank, s->name, rc);
+        fflush(stderr);
+        MPI_Abort(m->lay.world, rc);
+    }
+    m->failed = rc;
+}
+
+/* ---------------- creation and buffers ---------------- */
+
+static void mode_buffers_free(molt_moe_site *s) {
+    molt_a2a_free(&s->x);
+    molt_plan_free(&s->plan);
+    if (s->X != s->xs) free(s->X);
+    if (s->Yo != s->ys) free(s->Yo);
+    if (s->GE != s->gy) free(s->GE);
+    if (s->DX != s->dxs) free(s->DX);
+    s->X = s->Yo = s->GE = s->DX = NULL;
+    float **bufs[] = {&s->u, &s->G, &s->U, &s->H, &s->ug, &s->uu, &s->ud, &s->rep_tmp};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]), *bufs[i] = NULL;
+    for (int i = 0; i < 6; i++) free(s->scr[i]), s->scr[i] = NULL;
+    for (int i = 0; i < s->ntens; i++) {
+        free(s->ten[i].w_all), free(s->ten[i].g_all);
+        s->ten[i].w_all = s->ten[i].g_all = NULL;
+    }
+}
+
+int molt_moe_site_set_mode(molt_model *m, molt_moe_site *s, int mode) {
     int rc = MOLT_OK;
+    const molt_dims *d = &m->dims;
+    const int ep = d->ep, N = s->N, T = s->T_cap;
+    int *nl_of = NULL;
+    if (ep == 1) mode = MOLT_SITE_LOCAL;
+    mode_buffers_free(s);
+    s->mode = mode;
+    const int P = mode == MOLT_SITE_ALLTOALL ? ep : 1;
+    const int C = P > 1 ? d->a2a_chunks : 1;
+    s->cap_s = T * N;
+    s->cap_r = P > 1 ? ep * T * s->nl : s->cap_s;
+    s->blk = P * T;
+    MOLT_ALLOC(nl_of, P);
+    for (int k = 0; k < P; k++) nl_of[k] = P > 1 ? molt_experts_on(N, ep, k) : N;
+    MOLT_TRY(molt_plan_alloc(&s->plan, N, s->cap_s, P, C));
+    MOLT_TRY(molt_a2a_create(&s->x, m->lay.ep_comm, P, P > 1 ? d->ep_rank : 0, C, nl_of, s->cap_s,
+                             s->cap_r, s->wmax));
+    const long R = s->cap_r > 0 ? s->cap_r : 1;
+    if (P > 1) {
+        MOLT_ALLOC(s->X, R * s->in);
+        MOLT_ALLOC(s->Yo, R * s->out);
+        MOLT_ALLOC(s->GE, R * s->out);
+        MOLT_ALLOC(s->DX, R * s->in);
+    } else {
+        s->X = s->xs, s->Yo = s->ys, s->GE = s->gy, s->DX = s->dxs;
+    }
+    if (s->slot < MOLT_NPROJ) {
+        MOLT_ALLOC(s->u, R * d->r);
+    } else {
+        MOLT_ALLOC(s->G, R * s->dff);
+        MOLT_ALLOC(s->U, R * s->dff);
+        MOLT_ALLOC(s->H, R * s->dff);
+        if (d->placement == MOLT_PLACE_FUSED_MLP) {
+            MOLT_ALLOC(s->ug, R * d->r);
+            MOLT_ALLOC(s->uu, R * d->r);
+            MOLT_ALLOC(s->ud, R * d->r);
+        }
+    }
+    for (int i = 0; i < 6; i++) MOLT_ALLOC(s->scr[i], (long)s->blk * s->wmax);
+    if (mode == MOLT_SITE_REPLICATE) {
+        long most = 1;
+        for (int i = 0; i < s->ntens; i++) {
+            MOLT_ALLOC(s->ten[i].w_all, (long)N * s->ten[i].size);
+            if (s->ten[i].trainable) MOLT_ALLOC(s->ten[i].g_all, (long)N * s->ten[i].size);
+            if (s->ten[i].size > most) most = s->ten[i].size;
+        }
+        MOLT_ALLOC(s->rep_tmp, most * (s->nl > 0 ? s->nl : 1));
+    }
+done:
+    free(nl_of);
+    return rc;
+}
+
+/* Expert tensors of the site, in molt_expert_tensor order. */
+static void site_tensors(molt_model *m, molt_moe_site *s) {
+    const molt_dims *d = &m->dims;
+    const molt_layer_ptrs *w = &m->w.layers[s->layer], *g = &m->g.layers[s->layer];
+    if (s->slot < MOLT_NPROJ) {
+        const int p = s->slot;
+        s->ntens = 2;
+        s->ten[0] = (molt_expert_tensor){w->eA[p], g->eA[p], (long)d->r * s->in, NULL, NULL, 1};
+        s->ten[1] = (molt_expert_tensor){w->eB[p], g->eB[p], (long)s->out * d->r, NULL, NULL, 1};
+        return;
+    }
+    const int pr[3] = {MOLT_PROJ_GATE, MOLT_PROJ_UP, MOLT_PROJ_DOWN};
+    for (int i = 0; i < 3; i++) {
+        int p = pr[i], in = i < 2 ? d->d : s->dff, out = i < 2 ? s->dff : d->d;
+        if (d->placement == MOLT_PLACE_FFN) {
+            s->ten[i] = (molt_expert_tensor){w->ew[p], g->ew[p], (long)in * out, NULL, NULL,
+                                              d->mode == MOLT_MODE_FULL};
+        } else {
+            s->ten[2 * i] = (molt_expert_tensor){w->eA[p], g->eA[p], (long)d->r * in, NULL, NULL, 1};
+            s->ten[2 * i + 1] =
+                (molt_expert_tensor){w->eB[p], g->eB[p], (long)out * d->r, NULL, NULL, 1};
+        }
+    }
+    s->ntens = d->placement == MOLT_PLACE_FFN ? 3 : 6;
+}
+
+int molt_moe_site_create(molt_moe_site **out, molt_model *m, int layer, int slot, int T_cap) {
+    int rc = MOLT_OK;
+    const molt_dims *d = &m->dims;
     molt_moe_site *s = NULL;
     MOLT_ALLOC(s, 1);
     s->layer = layer, s->slot = slot, s->N = d->n_exp[layer];
     s->rc = d->router;
     s->rc.N = s->N;
+    s->T_cap = T_cap;
+    s->ep = d->ep;
+    s->force_e = -1;
+    s->nl = molt_experts_on(s->N, d->ep, d->ep_rank);
     if (slot < MOLT_NPROJ) {
         molt_proj_shape(d, slot, &s->in, &s->out);
         snprintf(s->name, sizeof s->name, "model.layers.%d.%s.%s", layer, proj_group[slot],
@@ -36,16 +166,21 @@ int molt_moe_site_create(molt_moe_site **out, const molt_dims *d, int layer, int
         s->dff = d->placement == MOLT_PLACE_FFN ? d->expert_dff : d->dff;
         snprintf(s->name, sizeof s->name, "model.layers.%d.mlp", layer);
     }
+    site_tensors(m, s);
     const long T = T_cap, N = s->N, cap = T * N;
     long wmax = s->in > s->out ? s->in : s->out;
     if (s->dff > wmax) wmax = s->dff;
     if (d->r > wmax) wmax = d->r;
+    s->wmax = (int)wmax;
     MOLT_ALLOC(s->z, T * N);
     MOLT_ALLOC(s->p, T * N);
     MOLT_ALLOC(s->w, T * N);
     MOLT_ALLOC(s->ent, T);
     MOLT_ALLOC(s->sel, T * N);
+    MOLT_ALLOC(s->keep, T * N);
     MOLT_ALLOC(s->soft, T);
+    s->rsort = molt_calloc_at(molt_router_scratch_bytes(s->N, T_cap), 1, __FILE__, __LINE__);
+    if (!s->rsort) MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: router scratch", s->name);
     MOLT_ALLOC(s->dw, T * N);
     MOLT_ALLOC(s->dp, T * N);
     MOLT_ALLOC(s->dz, T * N);
@@ -54,25 +189,45 @@ int molt_moe_site_create(molt_moe_site **out, const molt_dims *d, int layer, int
         MOLT_ALLOC(s->xr, T * s->in);
         MOLT_ALLOC(s->jf, T * s->in);
     }
-    MOLT_TRY(molt_plan_alloc(&s->plan, s->N, (int)cap));
-    MOLT_ALLOC(s->Y, cap * s->out);
-    if (slot < MOLT_NPROJ) {
-        MOLT_ALLOC(s->u, cap * d->r);
-    } else {
-        MOLT_ALLOC(s->G, cap * s->dff);
-        MOLT_ALLOC(s->U, cap * s->dff);
-        MOLT_ALLOC(s->H, cap * s->dff);
-        if (d->placement == MOLT_PLACE_FUSED_MLP) {
-            MOLT_ALLOC(s->ug, cap * d->r);
-            MOLT_ALLOC(s->uu, cap * d->r);
-            MOLT_ALLOC(s->ud, cap * d->r);
-        }
+    MOLT_ALLOC(s->xs, cap * s->in);
+    MOLT_ALLOC(s->ys, cap * s->out);
+    MOLT_ALLOC(s->gy, cap * s->out);
+    MOLT_ALLOC(s->dxs, cap * s->in);
+    const int ep = d->ep > 0 ? d->ep : 1;
+    MOLT_ALLOC(s->rep_cnt, ep);
+    MOLT_ALLOC(s->rep_dsp, ep);
+    MOLT_ALLOC(s->rep_first, ep);
+    for (int k = 1; k < ep; k++)
+        s->rep_first[k] = s->rep_first[k - 1] + molt_experts_on(s->N, ep, k - 1);
+    if (d->capacity_factor > 0) {
+        MOLT_ALLOC(s->cap_cnt, m->lay.size);
+        MOLT_ALLOC(s->cap_dsp, m->lay.size);
+        s->cap_loc = molt_calloc_at((size_t)cap, 16, __FILE__, __LINE__);
+        s->cap_all = molt_calloc_at((size_t)cap * m->lay.size, 16, __FILE__, __LINE__);
+        if (!s->cap_loc || !s->cap_all) MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: capacity buffers", s->name);
     }
-    for (int i = 0; i < 6; i++) MOLT_ALLOC(s->scr[i], T * wmax);
     MOLT_ALLOC(s->lsum, 3 * N + 8);
     MOLT_ALLOC(s->gsum, 3 * N + 8);
     s->local = (molt_router_stats){s->lsum, s->lsum + N, s->lsum + 2 * N, 0, 0, 0, 0};
     s->global = (molt_router_stats){s->gsum, s->gsum + N, s->gsum + 2 * N, 0, 0, 0, 0};
+    MOLT_TRY(molt_moe_site_set_mode(m, s, d->dispatch == MOLT_DISPATCH_REPLICATE
+                                              ? MOLT_SITE_REPLICATE
+                                              : MOLT_SITE_ALLTOALL));
+#ifdef MOLT_FAULT_INJECTION
+    { /* test builds: MOLT_FAULT_MOE_RANK=r [MOLT_FAULT_MOE_LAYER=l] fails rank r in the
+         first MoE site of layer l (default 0) */
+        const char *fr = getenv("MOLT_FAULT_MOE_RANK"), *fl = getenv("MOLT_FAULT_MOE_LAYER");
+        int first = 1;
+        for (int k = 0; k < slot; k++) first &= !m->w.layers[layer].router[k];
+        s->fault = fr && atoi(fr) == m->lay.rank && layer == (fl ? atoi(fl) : 0) && first;
+        /* MOLT_FAULT_ROUTE_ONE=l:e adds 30 to expert e's logit at every site of
+         * layer l: a router that sends every token to one expert */
+        const char *fo = getenv("MOLT_FAULT_ROUTE_ONE");
+        int fl2 = -1, fe = -1;
+        if (fo && sscanf(fo, "%d:%d", &fl2, &fe) == 2 && fl2 == layer && fe >= 0 && fe < s->N)
+            s->force_e = fe;
+    }
+#endif
     *out = s;
     s = NULL;
 done:
@@ -82,13 +237,30 @@ done:
 
 void molt_moe_site_free(molt_moe_site *s) {
     if (!s) return;
-    float *bufs[] = {s->z,  s->p,  s->w,  s->ent, s->xr, s->jf, s->u,  s->Y,  s->G, s->U,
-                     s->H,  s->ug, s->uu, s->ud,  s->dw, s->dp, s->dz, s->dzx};
+    mode_buffers_free(s);
+    float *bufs[] = {s->z, s->p,  s->w,  s->ent, s->xr, s->jf,  s->dw,
+                     s->dp, s->dz, s->dzx, s->xs, s->ys, s->gy, s->dxs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
-    for (int i = 0; i < 6; i++) free(s->scr[i]);
-    free(s->sel), free(s->soft), free(s->lsum), free(s->gsum);
-    molt_plan_free(&s->plan);
+    free(s->sel), free(s->soft), free(s->keep), free(s->rsort), free(s->lsum), free(s->gsum);
+    free(s->rep_cnt), free(s->rep_dsp), free(s->rep_first);
+    free(s->cap_loc), free(s->cap_all), free(s->cap_cnt), free(s->cap_dsp);
     free(s);
+}
+
+/* Expert tensor i of expert slot l as the compute sees it: this rank's l-th
+ * expert (local, alltoall) or expert l of all N (replicate, gathered
+ * rank-major: expert e at rep_first[e mod ep] + e div ep). */
+static float *ten_w(const molt_moe_site *s, int i, int l) {
+    const molt_expert_tensor *t = &s->ten[i];
+    if (s->mode != MOLT_SITE_REPLICATE) return t->w + (long)l * t->size;
+    return t->w_all + (long)(s->rep_first[l % s->ep] + l / s->ep) * t->size;
+}
+
+static float *ten_g(const molt_moe_site *s, int i, int l) {
+    const molt_expert_tensor *t = &s->ten[i];
+    if (!t->trainable) return NULL;
+    if (s->mode != MOLT_SITE_REPLICATE) return t->g + (long)l * t->size;
+    return t->g_all + (long)(s->rep_first[l % s->ep] + l / s->ep) * t->size;
 }
 
 /* ---------------- small helpers ---------------- */
@@ -121,28 +293,27 @@ static void scatter_add(float *dst, const float *src, const int *tok, int n, int
     }
 }
 
-/* Combine: y[token_j] += scale * weight_j * Y_j over one expert's block. */
-static void combine_add(float *y, const float *Y, const molt_plan *pl, int o, int n, int width,
-                        float scale) {
-    for (int j = 0; j < n; j++) {
-        float c = scale * pl->weight[o + j];
-        float *yr = y + (long)pl->token[o + j] * width;
+/* Combine: y[token_j] += scale * weight_j * Y_j over every plan entry. */
+static void combine_add(float *y, const float *Y, const molt_plan *pl, int width, float scale) {
+    for (int j = 0; j < pl->total; j++) {
+        float c = scale * pl->weight[j];
+        float *yr = y + (long)pl->token[j] * width;
         const float *Yr = Y + (long)j * width;
         for (int k = 0; k < width; k++) yr[k] += c * Yr[k];
     }
 }
 
-/* Backward of combine_add for expert e: dw[token_j, e] = scale * <gy_j, Y_j>,
- * then gy_j *= scale * weight_j (gy: the gathered output gradient rows). */
-static void combine_backward(float *gy, float *dw, const float *Y, const molt_plan *pl, int o,
-                             int n, int width, int e, int N, float scale) {
-    for (int j = 0; j < n; j++) {
+/* Backward of combine_add: dw[token_j, expert_j] = scale * <gy_j, Y_j>, then
+ * gy_j *= scale * weight_j (gy: the gathered output gradient rows). */
+static void combine_backward(float *gy, float *dw, const float *Y, const molt_plan *pl, int width,
+                             int N, float scale) {
+    for (int j = 0; j < pl->total; j++) {
         float *gr = gy + (long)j * width;
         const float *Yr = Y + (long)j * width;
         double dot = 0;
         for (int k = 0; k < width; k++) dot += (double)gr[k] * Yr[k];
-        dw[(long)pl->token[o + j] * N + e] = (float)(scale * dot);
-        float c = scale * pl->weight[o + j];
+        dw[(long)pl->token[j] * N + pl->expert[j]] = (float)(scale * dot);
+        float c = scale * pl->weight[j];
         for (int k = 0; k < width; k++) gr[k] *= c;
     }
 }
@@ -160,6 +331,73 @@ static void mm_nn(float *C, const float *A, const float *B, int n, int o, int i,
 /* C[o,i] += A[n,o]^T B[n,i] */
 static void mm_tn_acc(float *C, const float *A, const float *B, int n, int o, int i, float alpha) {
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, o, i, n, alpha, A, o, B, i, 1.0f, C, i);
+}
+
+/* ---------------- capacity ---------------- */
+
+typedef struct {
+    float w;
+    int32_t e;
+    int64_t token; /* global token index: global sample * T + position */
+} cap_entry;
+
+static int cap_cmp(const void *pa, const void *pb) {
+    const cap_entry *a = pa, *b = pb;
+    if (a->e != b->e) return a->e < b->e ? -1 : 1;
+    if (a->w != b->w) return a->w > b->w ? -1 : 1;
+    return a->token < b->token ? -1 : a->token > b->token;
+}
+
+/* moe.capacity_factor > 0: expert e computes at most
+ *   C = ceil(capacity_factor * S / N)
+ * of the S (token, expert) selections of the whole global forward, keeping
+ * the highest router weights (ties: lower global token index). Every rank
+ * gathers all selections (weight, expert, global token) over the world and
+ * makes the same decision, so the cut does not depend on the layout; this
+ * costs O(global selections) per site and forward. keep = sel minus the cut;
+ * cut pairs are counted in the site's statistics. */
+static int capacity_cut(molt_model *m, molt_moe_site *s, int Ntok) {
+    int rc = MOLT_OK;
+    const int N = s->N, W = m->lay.size;
+    const int64_t base = (int64_t)m->acts->last_first * m->acts->T;
+    cap_entry *loc = s->cap_loc, *all = s->cap_all;
+    int n = 0;
+    for (int t = 0; t < Ntok; t++)
+        for (int e = 0; e < N; e++)
+            if (s->sel[(long)t * N + e]) loc[n++] = (cap_entry){s->w[(long)t * N + e], e, base + t};
+    double t0 = now_s();
+    int bytes = n * (int)sizeof(cap_entry);
+    if (W > 1) {
+        MOLT_MPI(MPI_Allgather(&bytes, 1, MPI_INT, s->cap_cnt, 1, MPI_INT, m->lay.world));
+    } else {
+        s->cap_cnt[0] = bytes;
+    }
+    long S = 0;
+    for (int r = 0; r < W; r++) {
+        s->cap_dsp[r] = (int)(S * (long)sizeof(cap_entry));
+        S += s->cap_cnt[r] / (long)sizeof(cap_entry);
+    }
+    if (W > 1)
+        MOLT_MPI(MPI_Allgatherv(loc, bytes, MPI_BYTE, all, s->cap_cnt, s->cap_dsp, MPI_BYTE,
+                                m->lay.world));
+    else
+        memcpy(all, loc, (size_t)bytes);
+    m->times.comm += now_s() - t0;
+    qsort(all, (size_t)S, sizeof(cap_entry), cap_cmp);
+    const long C = (long)ceil(m->dims.capacity_factor * (double)S / N - 1e-9);
+    memcpy(s->keep, s->sel, (size_t)Ntok * N);
+    long cut = 0;
+    for (long i = 0, run = 0; i < S; i++) {
+        run = (i > 0 && all[i].e == all[i - 1].e) ? run + 1 : 0;
+        int64_t t = all[i].token - base;
+        if (run >= C && t >= 0 && t < Ntok) {
+            s->keep[t * N + all[i].e] = 0;
+            cut++;
+        }
+    }
+    s->lsum[3 * N + 6] += (double)cut;
+done:
+    return rc;
 }
 
 /* z = xr W_r^T (+ b); the switch router sees the input with multiplicative
@@ -191,19 +429,28 @@ static const float *router_forward(molt_model *m, molt_moe_site *s, const float 
     if (s->slot == MOLT_SITE_MLP && w->router_b)
         for (int t = 0; t < Ntok; t++)
             for (int e = 0; e < s->N; e++) s->z[(long)t * s->N + e] += w->router_b[e];
-    if (molt_router_forward(&s->rc, s->z, Ntok, s->p, s->w, s->sel, s->ent, s->soft) < 0) {
+    if (s->force_e >= 0)
+        for (int t = 0; t < Ntok; t++) s->z[(long)t * s->N + s->force_e] += 30.0f;
+    if (molt_router_forward_ws(&s->rc, s->z, Ntok, s->p, s->w, s->sel, s->ent, s->soft,
+                               s->rsort) < 0) {
         /* reported by the router; the trainer ends the job after this forward */
         molt_trace_at(__FILE__, __LINE__, s->name);
         m->failed = MOLT_ERR_INTERNAL;
         memset(s->sel, 0, (size_t)Ntok * s->N);
     }
-    molt_plan_build(&s->plan, s->sel, s->w, Ntok);
     molt_router_stats_add(&s->local, &s->rc, s->z, s->p, s->w, s->sel, Ntok);
-    /* soft fallbacks, and tokens no expert took (expert_choice): they pass
-     * through the residual only */
+    const uint8_t *planned = s->sel;
+    if (training && d->capacity_factor > 0) {
+        int rc = capacity_cut(m, s, Ntok);
+        if (rc) site_fail(m, s, rc);
+        planned = s->keep;
+    }
+    molt_plan_build(&s->plan, planned, s->w, Ntok);
+    /* soft fallbacks, and tokens no expert computes (expert_choice, capacity):
+     * they pass through the residual only */
     for (int t = 0; t < Ntok; t++) {
         int any = 0;
-        for (int e = 0; e < s->N && !any; e++) any = s->sel[(long)t * s->N + e];
+        for (int e = 0; e < s->N && !any; e++) any = planned[(long)t * s->N + e];
         s->lsum[3 * s->N] += s->soft[t];
         s->lsum[3 * s->N + 5] += !any;
     }
@@ -256,56 +503,183 @@ static int count_sites(const molt_model *m) {
     return n;
 }
 
+/* ---------------- replicate: gather experts, reduce-scatter their gradients ---------------- */
+
+static void rep_counts(molt_moe_site *s, long size) {
+    for (int k = 0; k < s->ep; k++) {
+        s->rep_cnt[k] = (int)(molt_experts_on(s->N, s->ep, k) * size);
+        s->rep_dsp[k] = (int)(s->rep_first[k] * size);
+    }
+}
+
+static int replicate_gather(molt_model *m, molt_moe_site *s) {
+    int rc = MOLT_OK;
+    double t0 = now_s();
+    for (int i = 0; i < s->ntens; i++) {
+        rep_counts(s, s->ten[i].size);
+        MOLT_MPI(MPI_Allgatherv(s->ten[i].w, (int)(s->nl * s->ten[i].size), MPI_FLOAT,
+                                s->ten[i].w_all, s->rep_cnt, s->rep_dsp, MPI_FLOAT,
+                                m->lay.ep_comm));
+        if (s->ten[i].g_all)
+            memset(s->ten[i].g_all, 0, sizeof(float) * (size_t)s->N * s->ten[i].size);
+    }
+done:
+    m->times.comm += now_s() - t0;
+    return rc;
+}
+
+/* Every rank computed gradients for all N experts from its own tokens: sum
+ * them into each expert's owner (the edp all-reduce then completes the sum). */
+static int replicate_reduce(molt_model *m, molt_moe_site *s) {
+    int rc = MOLT_OK;
+    double t0 = now_s();
+    for (int i = 0; i < s->ntens; i++) {
+        const molt_expert_tensor *t = &s->ten[i];
+        if (!t->trainable) continue;
+        rep_counts(s, t->size);
+        MOLT_MPI(MPI_Reduce_scatter(t->g_all, s->rep_tmp, s->rep_cnt, MPI_FLOAT, MPI_SUM,
+                                    m->lay.ep_comm));
+        for (long j = 0; j < s->nl * t->size; j++) t->g[j] += s->rep_tmp[j];
+        memset(t->g_all, 0, sizeof(float) * (size_t)s->N * t->size);
+    }
+done:
+    m->times.comm += now_s() - t0;
+    return rc;
+}
+
+/* ---------------- the exchange around the experts ---------------- */
+
+typedef struct {
+    molt_model *m;
+    molt_moe_site *s;
+} site_ctx;
+
+/* Plan, counts and (replicate) weights for this forward. */
+static int dispatch_begin(molt_model *m, molt_moe_site *s) {
+    int rc = MOLT_OK;
+    double t0 = now_s();
+    MOLT_TRY(molt_a2a_set_counts(&s->x, s->plan.scnt));
+    m->times.comm += now_s() - t0;
+    if (s->mode == MOLT_SITE_REPLICATE) MOLT_TRY(replicate_gather(m, s));
+done:
+    return rc;
+}
+
+/* send (plan order, width win) -> experts -> ret (plan order, width wout). */
+static int exchange(molt_model *m, molt_moe_site *s, const float *send, int win, float *X, float *Y,
+                    int wout, float *ret, molt_a2a_compute fn) {
+    site_ctx ctx = {m, s};
+    double t0 = now_s(), e0 = m->times.expert;
+    int rc = molt_a2a_run(&s->x, send, win, X, Y, wout, ret, s->plan.eoff, fn, &ctx);
+    m->times.comm += (now_s() - t0) - (m->times.expert - e0);
+    return rc;
+}
+
+/* Experts this rank computes in the exchange: its own (alltoall) or all. */
+static int computed_experts(const molt_moe_site *s) {
+    return s->mode == MOLT_SITE_ALLTOALL ? s->nl : s->N;
+}
+
 /* ---------------- plugin: LoRA experts on one projection ---------------- */
+
+/* Y = B_l (A_l X) per local expert block (the LoRA scale and the router
+ * weight are applied by the sender's combine); u keeps A_l X. */
+static int plugin_forward_chunk(void *vctx, int chunk, const float *X, float *Y, const int *eoff) {
+    site_ctx *c = vctx;
+    molt_model *m = c->m;
+    molt_moe_site *s = c->s;
+    const int in = s->in, out = s->out, r = m->dims.r;
+    (void)chunk;
+    double t0 = now_s();
+    const int nt = blas_small_begin();
+    for (int l = 0; l < computed_experts(s); l++) {
+        int o = eoff[l], n = eoff[l + 1] - o;
+        if (n == 0) continue;
+        float *u = s->u + (long)o * r;
+        mm_nt(u, X + (long)o * in, ten_w(s, 0, l), n, in, r, 1.0f, 0.0f);
+        mm_nt(Y + (long)o * out, u, ten_w(s, 1, l), n, r, out, 1.0f, 0.0f);
+        molt_a2a_progress(&s->x);
+    }
+    blas_small_end(nt);
+    m->times.expert += now_s() - t0;
+    return MOLT_OK;
+}
+
+/* GE: output gradients (already scaled); DX = dL/dX; weight gradients. */
+static int plugin_backward_chunk(void *vctx, int chunk, const float *GE, float *DX,
+                                 const int *eoff) {
+    site_ctx *c = vctx;
+    molt_model *m = c->m;
+    molt_moe_site *s = c->s;
+    const int in = s->in, out = s->out, r = m->dims.r;
+    (void)chunk;
+    double t0 = now_s();
+    float *du = s->scr[2];
+    const int nt = blas_small_begin();
+    for (int l = 0; l < computed_experts(s); l++) {
+        int o = eoff[l], n = eoff[l + 1] - o;
+        if (n == 0) continue;
+        const float *A = ten_w(s, 0, l), *B = ten_w(s, 1, l), *g = GE + (long)o * out;
+        const float *u = s->u + (long)o * r, *x = s->X + (long)o * in;
+        mm_tn_acc(ten_g(s, 1, l), g, u, n, out, r, 1.0f);
+        mm_nn(du, g, B, n, out, r, 1.0f, 0.0f);
+        mm_tn_acc(ten_g(s, 0, l), du, x, n, r, in, 1.0f);
+        mm_nn(DX + (long)o * in, du, A, n, r, in, 1.0f, 0.0f);
+        molt_a2a_progress(&s->x);
+    }
+    blas_small_end(nt);
+    m->times.expert += now_s() - t0;
+    return MOLT_OK;
+}
 
 void molt_moe_plugin_forward(molt_model *m, molt_moe_site *s, float *y, const float *x,
                              const float *xd, int Ntok, int training) {
     const molt_dims *d = &m->dims;
-    const molt_layer_ptrs *w = &m->w.layers[s->layer];
-    const int p = s->slot, in = s->in, out = s->out, r = d->r;
-    router_forward(m, s, x, Ntok, training);
-    const molt_plan *pl = &s->plan;
-    float *gx = s->scr[0];
-    const int nt = blas_small_begin();
-    for (int e = 0; e < s->N; e++) {
-        int o = pl->offset[e], n = pl->offset[e + 1] - o;
-        if (n == 0) continue;
-        const float *A = w->eA[p] + (long)e * r * in, *B = w->eB[p] + (long)e * out * r;
-        float *u = s->u + (long)o * r, *Y = s->Y + (long)o * out;
-        gather(gx, xd, pl->token + o, n, in);
-        mm_nt(u, gx, A, n, in, r, 1.0f, 0.0f);
-        mm_nt(Y, u, B, n, r, out, 1.0f, 0.0f);
-        combine_add(y, Y, pl, o, n, out, d->lora_scale);
+    const int in = s->in, out = s->out;
+    int rc = MOLT_OK;
+    double t0 = now_s();
+    if (s->fault && training) {
+        s->fault = 0;
+        site_fail(m, s, MOLT_ERROR(MOLT_ERR_INTERNAL, "%s: injected fault (MOLT_FAULT_MOE_RANK=%d)",
+                                   s->name, m->lay.rank));
     }
-    blas_small_end(nt);
+    router_forward(m, s, x, Ntok, training);
+    double t1 = now_s();
+    m->times.route += t1 - t0;
+    if ((rc = dispatch_begin(m, s))) goto done;
+    t0 = now_s();
+    gather(s->xs, xd, s->plan.token, s->plan.total, in);
+    m->times.combine += now_s() - t0;
+    if ((rc = exchange(m, s, s->xs, in, s->X, s->Yo, out, s->ys, plugin_forward_chunk))) goto done;
+    t0 = now_s();
+    combine_add(y, s->ys, &s->plan, out, d->lora_scale);
+    m->times.combine += now_s() - t0;
+done:
+    if (rc) site_fail(m, s, rc);
 }
 
 void molt_moe_plugin_backward(molt_model *m, molt_moe_site *s, float *dx, float *dxd,
                               const float *dy, const float *x, const float *xd, int Ntok) {
     const molt_dims *d = &m->dims;
-    const molt_layer_ptrs *w = &m->w.layers[s->layer], *g = &m->g.layers[s->layer];
-    const int p = s->slot, in = s->in, out = s->out, r = d->r, N = s->N;
-    const molt_plan *pl = &s->plan;
-    float *gx = s->scr[0], *gy = s->scr[1], *du = s->scr[2], *gdx = s->scr[3];
+    const int in = s->in, out = s->out, N = s->N;
+    int rc = MOLT_OK;
+    (void)xd;
+    double t0 = now_s();
     memset(s->dw, 0, sizeof(float) * (size_t)Ntok * N);
-    const int nt = blas_small_begin();
-    for (int e = 0; e < N; e++) {
-        int o = pl->offset[e], n = pl->offset[e + 1] - o;
-        if (n == 0) continue;
-        const float *A = w->eA[p] + (long)e * r * in, *B = w->eB[p] + (long)e * out * r;
-        float *gA = g->eA[p] + (long)e * r * in, *gB = g->eB[p] + (long)e * out * r;
-        const float *u = s->u + (long)o * r, *Y = s->Y + (long)o * out;
-        gather(gy, dy, pl->token + o, n, out);
-        combine_backward(gy, s->dw, Y, pl, o, n, out, e, N, d->lora_scale);
-        mm_tn_acc(gB, gy, u, n, out, r, 1.0f);
-        mm_nn(du, gy, B, n, out, r, 1.0f, 0.0f);
-        gather(gx, xd, pl->token + o, n, in);
-        mm_tn_acc(gA, du, gx, n, r, in, 1.0f);
-        mm_nn(gdx, du, A, n, r, in, 1.0f, 0.0f);
-        scatter_add(dxd, gdx, pl->token + o, n, in);
-    }
-    blas_small_end(nt);
+    gather(s->gy, dy, s->plan.token, s->plan.total, out);
+    combine_backward(s->gy, s->dw, s->ys, &s->plan, out, N, d->lora_scale);
+    m->times.combine += now_s() - t0;
+    if ((rc = exchange(m, s, s->gy, out, s->GE, s->DX, in, s->dxs, plugin_backward_chunk)))
+        goto done;
+    t0 = now_s();
+    scatter_add(dxd, s->dxs, s->plan.token, s->plan.total, in);
+    m->times.combine += now_s() - t0;
+    if (s->mode == MOLT_SITE_REPLICATE && (rc = replicate_reduce(m, s))) goto done;
+    t0 = now_s();
     router_backward(m, s, dx, x, Ntok, count_sites(m));
+    m->times.route += now_s() - t0;
+done:
+    if (rc) site_fail(m, s, rc);
 }
 
 /* ---------------- FFN experts (fused_mlp, ffn) ---------------- */
@@ -315,23 +689,21 @@ typedef struct {
     float *gW[3], *gA[3], *gB[3];
 } expert_w;
 
-static expert_w expert_weights(const molt_model *m, const molt_moe_site *s, int e) {
+/* Expert slot l's weights: ffn experts' own; fused_mlp: the shared base
+ * projections with expert l's LoRA. */
+static expert_w expert_weights(const molt_model *m, const molt_moe_site *s, int l) {
     const molt_dims *d = &m->dims;
     const molt_layer_ptrs *w = &m->w.layers[s->layer], *g = &m->g.layers[s->layer];
     const int pr[3] = {MOLT_PROJ_GATE, MOLT_PROJ_UP, MOLT_PROJ_DOWN};
     expert_w x;
     memset(&x, 0, sizeof x);
     for (int i = 0; i < 3; i++) {
-        int p = pr[i], in = i < 2 ? d->d : s->dff, out = i < 2 ? s->dff : d->d;
         if (d->placement == MOLT_PLACE_FFN) {
-            x.W[i] = w->ew[p] + (long)e * in * out;
-            x.gW[i] = g->ew[p] ? g->ew[p] + (long)e * in * out : NULL;
+            x.W[i] = ten_w(s, i, l), x.gW[i] = ten_g(s, i, l);
         } else {
-            x.W[i] = w->w[p], x.gW[i] = g->w[p];
-            x.A[i] = w->eA[p] + (long)e * d->r * in;
-            x.B[i] = w->eB[p] + (long)e * out * d->r;
-            x.gA[i] = g->eA[p] + (long)e * d->r * in;
-            x.gB[i] = g->eB[p] + (long)e * out * d->r;
+            x.W[i] = w->w[pr[i]], x.gW[i] = g->w[pr[i]];
+            x.A[i] = ten_w(s, 2 * i, l), x.B[i] = ten_w(s, 2 * i + 1, l);
+            x.gA[i] = ten_g(s, 2 * i, l), x.gB[i] = ten_g(s, 2 * i + 1, l);
         }
     }
     return x;
@@ -359,58 +731,165 @@ static void adapted_backward(float *dX, float *du, const float *dY, const float 
     mm_nn(dX, du, A, n, r, in, 1.0f, 1.0f);
 }
 
-void molt_moe_ffn_forward(molt_model *m, molt_moe_site *s, float *out, const float *x, int Ntok,
-                          int training) {
+static float *rows_or_null(float *base, long o, int w) {
+    return base ? base + o * w : NULL;
+}
+
+static int ffn_forward_chunk(void *vctx, int chunk, const float *X, float *Y, const int *eoff) {
+    site_ctx *c = vctx;
+    molt_model *m = c->m;
+    molt_moe_site *s = c->s;
     const molt_dims *d = &m->dims;
     const int D = d->d, F = s->dff, r = d->r;
-    router_forward(m, s, x, Ntok, training);
-    const molt_plan *pl = &s->plan;
-    float *gx = s->scr[0];
-    memset(out, 0, sizeof(float) * (size_t)Ntok * D);
-    for (int e = 0; e < s->N; e++) {
-        int o = pl->offset[e], n = pl->offset[e + 1] - o;
+    (void)chunk;
+    double t0 = now_s();
+    for (int l = 0; l < computed_experts(s); l++) {
+        long o = eoff[l];
+        int n = eoff[l + 1] - (int)o;
         if (n == 0) continue;
-        expert_w ew = expert_weights(m, s, e);
-        float *G = s->G + (long)o * F, *U = s->U + (long)o * F, *H = s->H + (long)o * F;
-        float *Y = s->Y + (long)o * D;
-        gather(gx, x, pl->token + o, n, D);
-        adapted_forward(G, s->ug ? s->ug + (long)o * r : NULL, gx, ew.W[0], ew.A[0], ew.B[0], n, D,
-                        F, r, d->lora_scale);
-        adapted_forward(U, s->uu ? s->uu + (long)o * r : NULL, gx, ew.W[1], ew.A[1], ew.B[1], n, D,
-                        F, r, d->lora_scale);
+        expert_w ew = expert_weights(m, s, l);
+        float *G = s->G + o * F, *U = s->U + o * F, *H = s->H + o * F;
+        const float *x = X + o * D;
+        adapted_forward(G, rows_or_null(s->ug, o, r), x, ew.W[0], ew.A[0], ew.B[0], n, D, F, r,
+                        d->lora_scale);
+        adapted_forward(U, rows_or_null(s->uu, o, r), x, ew.W[1], ew.A[1], ew.B[1], n, D, F, r,
+                        d->lora_scale);
         swiglu_forward(H, G, U, (long)n * F);
-        adapted_forward(Y, s->ud ? s->ud + (long)o * r : NULL, H, ew.W[2], ew.A[2], ew.B[2], n, F,
+        adapted_forward(Y + o * D, rows_or_null(s->ud, o, r), H, ew.W[2], ew.A[2], ew.B[2], n, F,
                         D, r, d->lora_scale);
-        combine_add(out, Y, pl, o, n, D, 1.0f);
+        molt_a2a_progress(&s->x);
     }
+    m->times.expert += now_s() - t0;
+    return MOLT_OK;
+}
+
+static int ffn_backward_chunk(void *vctx, int chunk, const float *GE, float *DX, const int *eoff) {
+    site_ctx *c = vctx;
+    molt_model *m = c->m;
+    molt_moe_site *s = c->s;
+    const molt_dims *d = &m->dims;
+    const int D = d->d, F = s->dff, r = d->r;
+    float *dH = s->scr[2], *dG = s->scr[3], *dU = s->scr[4], *du = s->scr[5], *gdx = s->scr[1];
+    (void)chunk;
+    double t0 = now_s();
+    for (int l = 0; l < computed_experts(s); l++) {
+        long o = eoff[l];
+        int n = eoff[l + 1] - (int)o;
+        if (n == 0) continue;
+        expert_w ew = expert_weights(m, s, l);
+        const float *G = s->G + o * F, *U = s->U + o * F, *H = s->H + o * F;
+        const float *x = s->X + o * D;
+        float *dx = DX + o * D;
+        adapted_backward(dH, du, GE + o * D, H, rows_or_null(s->ud, o, r), ew.W[2], ew.A[2],
+                         ew.B[2], ew.gW[2], ew.gA[2], ew.gB[2], n, F, D, r, d->lora_scale);
+        swiglu_backward(dG, dU, dH, G, U, (long)n * F);
+        adapted_backward(dx, du, dG, x, rows_or_null(s->ug, o, r), ew.W[0], ew.A[0], ew.B[0],
+                         ew.gW[0], ew.gA[0], ew.gB[0], n, D, F, r, d->lora_scale);
+        adapted_backward(gdx, du, dU, x, rows_or_null(s->uu, o, r), ew.W[1], ew.A[1], ew.B[1],
+                         ew.gW[1], ew.gA[1], ew.gB[1], n, D, F, r, d->lora_scale);
+        for (long i = 0; i < (long)n * D; i++) dx[i] += gdx[i];
+        molt_a2a_progress(&s->x);
+    }
+    m->times.expert += now_s() - t0;
+    return MOLT_OK;
+}
+
+void molt_moe_ffn_forward(molt_model *m, molt_moe_site *s, float *out, const float *x, int Ntok,
+                          int training) {
+    const int D = m->dims.d;
+    int rc = MOLT_OK;
+    double t0 = now_s();
+    if (s->fault && training) {
+        s->fault = 0;
+        site_fail(m, s, MOLT_ERROR(MOLT_ERR_INTERNAL, "%s: injected fault (MOLT_FAULT_MOE_RANK=%d)",
+                                   s->name, m->lay.rank));
+    }
+    router_forward(m, s, x, Ntok, training);
+    m->times.route += now_s() - t0;
+    if ((rc = dispatch_begin(m, s))) goto done;
+    t0 = now_s();
+    gather(s->xs, x, s->plan.token, s->plan.total, D);
+    m->times.combine += now_s() - t0;
+    if ((rc = exchange(m, s, s->xs, D, s->X, s->Yo, D, s->ys, ffn_forward_chunk))) goto done;
+    t0 = now_s();
+    memset(out, 0, sizeof(float) * (size_t)Ntok * D);
+    combine_add(out, s->ys, &s->plan, D, 1.0f);
+    m->times.combine += now_s() - t0;
+done:
+    if (rc) site_fail(m, s, rc);
 }
 
 void molt_moe_ffn_backward(molt_model *m, molt_moe_site *s, float *dx, const float *dout,
                            const float *x, int Ntok) {
-    const molt_dims *d = &m->dims;
-    const int D = d->d, F = s->dff, r = d->r, N = s->N;
-    const molt_plan *pl = &s->plan;
-    float *gx = s->scr[0], *gy = s->scr[1], *dH = s->scr[2], *dG = s->scr[3], *dU = s->scr[4];
-    float *du = s->scr[5], *gdx = s->scr[1]; /* gy is dead once dH is formed */
+    const int D = m->dims.d, N = s->N;
+    int rc = MOLT_OK;
+    double t0 = now_s();
     memset(s->dw, 0, sizeof(float) * (size_t)Ntok * N);
-    for (int e = 0; e < N; e++) {
-        int o = pl->offset[e], n = pl->offset[e + 1] - o;
-        if (n == 0) continue;
-        expert_w ew = expert_weights(m, s, e);
-        const float *G = s->G + (long)o * F, *U = s->U + (long)o * F, *H = s->H + (long)o * F;
-        const float *Y = s->Y + (long)o * D;
-        gather(gy, dout, pl->token + o, n, D);
-        combine_backward(gy, s->dw, Y, pl, o, n, D, e, N, 1.0f);
-        adapted_backward(dH, du, gy, H, s->ud ? s->ud + (long)o * r : NULL, ew.W[2], ew.A[2],
-                         ew.B[2], ew.gW[2], ew.gA[2], ew.gB[2], n, F, D, r, d->lora_scale);
-        swiglu_backward(dG, dU, dH, G, U, (long)n * F);
-        gather(gx, x, pl->token + o, n, D);
-        adapted_backward(gdx, du, dG, gx, s->ug ? s->ug + (long)o * r : NULL, ew.W[0], ew.A[0],
-                         ew.B[0], ew.gW[0], ew.gA[0], ew.gB[0], n, D, F, r, d->lora_scale);
-        scatter_add(dx, gdx, pl->token + o, n, D);
-        adapted_backward(gdx, du, dU, gx, s->uu ? s->uu + (long)o * r : NULL, ew.W[1], ew.A[1],
-                         ew.B[1], ew.gW[1], ew.gA[1], ew.gB[1], n, D, F, r, d->lora_scale);
-        scatter_add(dx, gdx, pl->token + o, n, D);
-    }
+    gather(s->gy, dout, s->plan.token, s->plan.total, D);
+    combine_backward(s->gy, s->dw, s->ys, &s->plan, D, N, 1.0f);
+    m->times.combine += now_s() - t0;
+    if ((rc = exchange(m, s, s->gy, D, s->GE, s->DX, D, s->dxs, ffn_backward_chunk))) goto done;
+    t0 = now_s();
+    scatter_add(dx, s->dxs, s->plan.token, s->plan.total, D);
+    m->times.combine += now_s() - t0;
+    if (s->mode == MOLT_SITE_REPLICATE && (rc = replicate_reduce(m, s))) goto done;
+    t0 = now_s();
     router_backward(m, s, dx, x, Ntok, count_sites(m));
+    m->times.route += now_s() - t0;
+done:
+    if (rc) site_fail(m, s, rc);
+}
+
+/* ---------------- moe.dispatch = auto ---------------- */
+
+/* Expected (token, expert) selections per token: k for top-k-like routers,
+ * 1 for switch, N for soft, and N/2 for the top-p routers (their count is
+ * data-dependent; half the experts is the cost model's stated guess). */
+static double expected_k(const molt_router_cfg *rc) {
+    int k = rc->top_k < 1 ? 1 : rc->top_k > rc->N ? rc->N : rc->top_k;
+    switch (rc->kind) {
+    case MOLT_ROUTER_SWITCH: return 1;
+    case MOLT_ROUTER_SOFT: return rc->N;
+    case MOLT_ROUTER_TOPP:
+    case MOLT_ROUTER_DYNMOLE: return rc->N > 1 ? rc->N / 2.0 : 1;
+    default: return k;
+    }
+}
+
+static void dispatch_costs(const molt_model *m, const molt_moe_site *s, double alpha, double beta,
+                             double *t_a2a, double *t_rep) {
+    const double P = m->dims.ep, f = (P - 1) / P;
+    const double rows = (double)s->T_cap * expected_k(&s->rc);
+    /* alltoall: counts + 4 exchanges (dispatch/return, forward/backward) */
+    *t_a2a = 5 * (P - 1) * alpha + beta * 2.0 * rows * (s->in + s->out) * sizeof(float) * f;
+    double bytes = 0;
+    int ncoll = 0;
+    for (int i = 0; i < s->ntens; i++) {
+        bytes += (double)s->N * s->ten[i].size * sizeof(float) * f * (s->ten[i].trainable ? 2 : 1);
+        ncoll += s->ten[i].trainable ? 2 : 1;
+    }
+    /* replicate: all-gather of weights, reduce-scatter of their gradients */
+    *t_rep = ncoll * (P - 1) * alpha + beta * bytes;
+}
+
+int molt_moe_auto_dispatch(molt_model *m, double alpha, double beta, FILE *log) {
+    int rc = MOLT_OK;
+    if (log)
+        fprintf(log, "molt: moe.dispatch = auto: alpha %.1f us/message, beta %.2f GB/s "
+                     "(probe over ep_comm); per-step cost per site:\n",
+                alpha * 1e6, 1e-9 / beta);
+    for (int i = 0; m->sites && i < m->dims.L * MOLT_SITE_SLOTS; i++) {
+        molt_moe_site *s = m->sites[i];
+        if (!s) continue;
+        double ta, tr;
+        dispatch_costs(m, s, alpha, beta, &ta, &tr);
+        int mode = tr < ta ? MOLT_SITE_REPLICATE : MOLT_SITE_ALLTOALL;
+        MOLT_TRY(molt_moe_site_set_mode(m, s, mode));
+        if (log)
+            fprintf(log, "  %-32s alltoall %8.3f ms  replicate %8.3f ms  -> %s\n", s->name,
+                    ta * 1e3, tr * 1e3, mode == MOLT_SITE_REPLICATE ? "replicate" : "alltoall");
+    }
+    if (log) fflush(log);
+done:
+    return rc;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "molt/a2a.h"
 #include "molt/data.h"
 #include "molt/err.h"
 #include "molt/h5io.h"
@@ -91,8 +92,12 @@ int molt_eval_tasks(molt_model *m, const molt_config *c, MPI_Comm comm, double a
         if (c->eval.tasks & (1u << t)) tasks[nt++] = t;
     /* item i = (task i / S, example i % S); rank r takes i ≡ r (mod world) */
     long total = (long)nt * S, mine = total > rank ? (total - rank + world - 1) / world : 0;
-    for (long k0 = 0; k0 < mine; k0 += B) {
+    long most = (total + world - 1) / world; /* rank 0's share */
+    /* every rank runs the same number of forwards (possibly empty): MoE
+     * sites exchange tokens inside each one */
+    for (long k0 = 0; k0 < most; k0 += B) {
         int n = (int)(mine - k0 < B ? mine - k0 : B);
+        if (n < 0) n = 0;
         b.n_seq = n;
         for (int j = 0; j < n; j++) {
             long i = rank + (k0 + j) * world;
@@ -143,6 +148,8 @@ typedef struct {
     molt_data *data;
     molt_batch *mb; /* n_micro micro-batches of the current step */
     molt_metrics metrics;
+    molt_layout lay;
+    double tsum[7]; /* per log window: route, a2a, expert, combine, reduce, other, step */
     char run_dir[MOLT_PATH_MAX];
 } trainer;
 
@@ -154,6 +161,7 @@ static void trainer_free(trainer *t) {
     molt_adamw_free(&t->opt);
     molt_model_free(&t->model);
     if (t->metrics.f) molt_metrics_close(&t->metrics);
+    molt_layout_free(&t->lay);
 }
 
 /* Checks every rank makes identically (config + world size): no agreement needed. */
@@ -169,6 +177,11 @@ static int check_layout(const molt_config *c, int world, int *local, int *micro)
                           "train.micro_batch %d must divide the per-rank batch %d "
                           "(train.batch_size %d / %d ranks)",
                           *micro, *local, c->train.batch_size, world);
+    if (c->moe.capacity_factor > 0 && c->moe.router != MOLT_ROUTER_EXPERT_CHOICE && *micro < *local)
+        return MOLT_ERROR(MOLT_ERR_INPUT,
+                          "moe.capacity_factor > 0 decides over the whole global batch in one "
+                          "forward: train.micro_batch %d must equal the per-rank batch %d",
+                          *micro, *local);
     return MOLT_OK;
 }
 
@@ -178,12 +191,21 @@ static int trainer_setup(trainer *t, const molt_config *c, const char *config_te
     t->c = c, t->comm = comm;
     MOLT_MPI(MPI_Comm_rank(comm, &t->rank));
     MOLT_MPI(MPI_Comm_size(comm, &t->world));
+    molt_layout_single(&t->lay);
     MOLT_TRY(check_layout(c, t->world, &t->local, &t->micro));
     t->n_micro = t->local / t->micro;
+    MOLT_TRY(molt_layout_create(&t->lay, comm, c->parallel.ep)); /* same outcome on every rank */
     molt_run_dir(c, t->run_dir, sizeof t->run_dir);
     /* Local work that may fail on one rank only: agree before going on. */
-    rc = molt_model_create(&t->model, c, t->micro, c->train.seq_len);
+    rc = molt_model_create(&t->model, c, t->micro, c->train.seq_len, &t->lay);
     if (!rc && c->model.init_from[0]) rc = molt_weights_load(c->model.init_from, &t->model, 0);
+    rc = agree(comm, rc);
+    if (!rc && c->moe.dispatch == MOLT_DISPATCH_AUTO && t->lay.ep > 1 &&
+        molt_model_has_moe(&t->model)) {
+        double alpha = 0, beta = 0;
+        rc = molt_a2a_probe(t->lay.ep_comm, comm, &alpha, &beta);
+        if (!rc) rc = molt_moe_auto_dispatch(&t->model, alpha, beta, t->rank == 0 ? stdout : NULL);
+    }
     if (!rc) rc = molt_adamw_create(&t->opt, t->model.n_train);
     if (!rc) rc = molt_data_open(&t->data, c, MOLT_SPLIT_TRAIN);
     if (!rc) {
@@ -243,15 +265,49 @@ static int train_step(trainer *t, long s, double *loss, double *aux, double *gno
         molt_model_backward(m, &t->mb[i], scale);
     }
     if (moe && !has_aux) MOLT_TRY(molt_moe_stats_reduce(m, t->comm)); /* for diagnostics */
+    double t0 = now_s();
+    /* DESIGN §5: replicated trainables over the world, each expert over the
+     * ranks holding it; the global norm counts every parameter once. */
+    const size_t n_exp = m->n_train - m->n_dense;
+    double sq[2] = {0, 0};
     if (t->world > 1) {
-        MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, m->grad, (int)m->n_train, MPI_FLOAT, MPI_SUM, t->comm));
+        MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, m->grad, (int)m->n_dense, MPI_FLOAT, MPI_SUM, t->comm));
+        if (t->lay.dp > 1 && n_exp)
+            MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, m->grad + m->n_dense, (int)n_exp, MPI_FLOAT,
+                                   MPI_SUM, t->lay.edp_comm));
         MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, &lsum, 1, MPI_DOUBLE, MPI_SUM, t->comm));
     }
+    sq[0] = molt_grad_sumsq(m->grad, m->n_dense);
+    sq[1] = molt_grad_sumsq(m->grad + m->n_dense, n_exp);
+    if (t->lay.ep > 1)
+        MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, &sq[1], 1, MPI_DOUBLE, MPI_SUM, t->lay.ep_comm));
+    t->tsum[4] += now_s() - t0;
     *loss = cnt[0] > 0 ? lsum / (double)cnt[0] : 0.0;
     *aux = has_aux ? molt_moe_aux_loss(m) : 0.0;
-    molt_optimizer_update(&t->opt, m, c, s, molt_grad_sumsq(m->grad, m->n_train), gnorm, lr);
+    molt_optimizer_update(&t->opt, m, c, s, sq[0] + sq[1], gnorm, lr);
 done:
     return rc;
+}
+
+/* Mean milliseconds per step over the last n steps by phase, on rank 0's
+ * clocks: route (routers, capacity, plans), a2a (inside MPI and the
+ * exchange's copies, including replicate's gathers), expert (expert GEMMs),
+ * combine (gathers, weighted combine, scatters), reduce (gradient all-reduce
+ * and norm), other (attention, dense layers, optimizer), step (the whole
+ * step). Resets the window. */
+static cJSON *step_times(trainer *t, long n) {
+    static const char *const names[7] = {"route",  "a2a",   "expert", "combine",
+                                         "reduce", "other", "step"};
+    cJSON *o = NULL;
+    if (t->rank == 0 && n > 0) {
+        double v[7];
+        memcpy(v, t->tsum, sizeof v);
+        v[5] = v[6] - (v[0] + v[1] + v[2] + v[3] + v[4]);
+        o = cJSON_CreateObject();
+        for (int i = 0; i < 7; i++) cJSON_AddNumberToObject(o, names[i], 1e3 * v[i] / (double)n);
+    }
+    memset(t->tsum, 0, sizeof t->tsum);
+    return o;
 }
 
 static cJSON *eval_json(const double acc[MOLT_NTASKS], double eval_loss, double *mean) {
@@ -340,9 +396,11 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm)
     rc = trainer_setup(&t, c, config_text, comm);
     if (rc) goto done;
     if (t.rank == 0) {
+        char lay[512];
+        molt_layout_describe(&t.lay, lay, sizeof lay);
         printf("molt: %d rank(s) x %d micro-batch(es) of %d, %zu trainable / %zu frozen "
-               "parameters, run dir %s\n",
-               t.world, t.n_micro, t.micro, t.model.n_train, t.model.n_frozen, t.run_dir);
+               "parameters on rank 0, run dir %s\nmolt: layout %s\n",
+               t.world, t.n_micro, t.micro, t.model.n_train, t.model.n_frozen, t.run_dir, lay);
         fflush(stdout);
     }
     const long steps = c->train.steps;
@@ -350,15 +408,20 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm)
     double t0 = now_s(), tlog = t0;
     long slog = 0;
     for (long s = 0; s < steps; s++) {
-        double loss = 0, aux = 0, gnorm = 0, lr = 0;
+        double loss = 0, aux = 0, gnorm = 0, lr = 0, ts = now_s();
+        memset(&t.model.times, 0, sizeof t.model.times);
         rc = train_step(&t, s, &loss, &aux, &gnorm, &lr);
         if (rc) abort_job(comm, rc);
         if (rc) goto done;
+        t.tsum[0] += t.model.times.route, t.tsum[1] += t.model.times.comm;
+        t.tsum[2] += t.model.times.expert, t.tsum[3] += t.model.times.combine;
+        t.tsum[6] += now_s() - ts;
         int last = s + 1 == steps, do_log = (s + 1) % c->log.every == 0 || last || s == 0;
         int do_eval = c->eval.every > 0 && (s + 1) % c->eval.every == 0 && !last;
         if (!do_log && !do_eval) continue;
         double tn = now_s(), elapsed = tn - t0;
         double tok_s = tok_per_step * (double)(s + 1 - slog) / (tn - tlog > 1e-9 ? tn - tlog : 1e-9);
+        cJSON *times = step_times(&t, s + 1 - slog);
         tlog = tn, slog = s + 1;
         if (t.rank == 0) {
             line = cJSON_CreateObject();
@@ -372,6 +435,8 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm)
             cJSON_AddNumberToObject(line, "grad_norm", gnorm);
             cJSON_AddNumberToObject(line, "tokens", tok_per_step * (double)(s + 1));
             cJSON_AddNumberToObject(line, "tok_s", tok_s);
+            cJSON_AddItemToObject(line, "time_ms", times);
+            times = NULL;
             cJSON_AddNumberToObject(line, "elapsed", elapsed);
         }
         if (do_eval) {
@@ -397,11 +462,11 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm)
         }
     }
     rc = run_eval(&t, steps, NULL, 1);
-    if (!rc && t.rank == 0) {
+    if (!rc) {
         char path[MOLT_PATH_MAX + 16];
         snprintf(path, sizeof path, "%s/final.h5", t.run_dir);
-        rc = molt_weights_save(path, &t.model, config_text, steps);
-        if (!rc) printf("molt: final weights -> %s\n", path);
+        rc = molt_weights_save_dist(path, &t.model, config_text, steps);
+        if (!rc && t.rank == 0) printf("molt: final weights -> %s\n", path);
     }
     rc = agree(comm, rc);
 done:

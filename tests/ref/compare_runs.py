@@ -7,15 +7,19 @@ rounding-level gradient (1e-12 vs 0, from a different summation order) into an
 O(lr) step for that one entry, so single entries may differ by ~lr while the
 tensor and the loss curve agree.
 usage: compare_runs.py --tol 1e-5 [--weights-tol X] RUN_A RUN_B [RUN_C ...]
-The aux_loss of MoE runs is compared like the loss.
+The aux_loss of MoE runs is compared like the loss, and the per-site counts of
+tokens without an expert and of capacity-cut pairs must be equal.
 Exit 0 when every run matches the first, 1 otherwise."""
 import argparse, json, sys
 import h5py, numpy as np
 
 def losses(run):
-    """{step: (loss, aux_loss or None)} from metrics.jsonl."""
+    """{step: (loss, aux_loss or None, drop counts)} from metrics.jsonl."""
+    def drops(o):
+        return [(m["site"], m.get("dropped_tokens"), m.get("capacity_dropped"))
+                for m in o.get("moe", [])]
     with open(f"{run}/metrics.jsonl") as f:
-        return {int(o["step"]): (o["loss"], o.get("aux_loss")) for o in map(json.loads, f)}
+        return {int(o["step"]): (o["loss"], o.get("aux_loss"), drops(o)) for o in map(json.loads, f)}
 
 def rel(a, b):
     return abs(a - b) / max(abs(b), 1e-30)
@@ -43,6 +47,10 @@ def main():
         if any((l[s][1] is None) != (ref_l[s][1] is None) for s in l):
             print(f"{run}: aux_loss logged in one run only"); bad += 1; continue
         worst = max([worst] + [rel(l[s][1], ref_l[s][1]) for s in l if l[s][1] is not None])
+        if any(l[s][2] != ref_l[s][2] for s in l):
+            s = next(s for s in l if l[s][2] != ref_l[s][2])
+            print(f"{run}: step {s}: dropped-token counts differ: {l[s][2]} vs {ref_l[s][2]}")
+            bad += 1; continue
         werr, wmax = 0.0, 0.0
         if w.keys() != ref_w.keys():
             print(f"{run}: final.h5 datasets differ"); bad += 1; continue

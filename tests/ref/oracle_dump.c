@@ -36,7 +36,7 @@ static int run(int argc, char **argv) {
         if (!strcmp(argv[i], "--set")) MOLT_TRY(molt_config_set(&cfg, argv[i + 1]));
     MOLT_TRY(molt_config_validate(&cfg));
     int T = cfg.train.seq_len;
-    MOLT_TRY(molt_model_create(&m, &cfg, BATCH, T));
+    MOLT_TRY(molt_model_create(&m, &cfg, BATCH, T, NULL));
     molt_rng r;
     molt_rng_init(&r, 4242, MOLT_RNG_TEST, 0, 0, 0);
     for (int i = 0; i < m.n_params; i++) {
@@ -69,7 +69,7 @@ static int run(int argc, char **argv) {
                 const molt_moe_site *site = m.sites[i];
                 int empty = 0;
                 for (int e = 0; site && e < site->N; e++)
-                    empty += site->plan.offset[e + 1] == site->plan.offset[e];
+                    empty += site->plan.eoff[e + 1] == site->plan.eoff[e];
                 if (site) printf("oracle_dump: %s experts without tokens: %d of %d\n", site->name,
                                  empty, site->N);
             }
