@@ -580,6 +580,56 @@ static int computed_experts(const molt_moe_site *s) {
     return s->mode == MOLT_SITE_ALLTOALL ? s->nl : s->N;
 }
 
+/* One site's forward: route x; send the planned rows of xe (the experts'
+ * input: x, or x after LoRA dropout) to their owners; `fn` computes; the
+ * results come back and y[token] += scale * weight * result. */
+static void site_forward(molt_model *m, molt_moe_site *s, float *y, const float *x,
+                         const float *xe, int Ntok, int training, molt_a2a_compute fn,
+                         float scale) {
+    int rc = MOLT_OK;
+    double t0 = now_s();
+    if (s->fault && training) {
+        s->fault = 0;
+        site_fail(m, s, MOLT_ERROR(MOLT_ERR_INTERNAL, "%s: injected fault (MOLT_FAULT_MOE_RANK=%d)",
+                                   s->name, m->lay.rank));
+    }
+    router_forward(m, s, x, Ntok, training);
+    m->times.route += now_s() - t0;
+    if ((rc = dispatch_begin(m, s))) goto done;
+    t0 = now_s();
+    gather(s->xs, xe, s->plan.token, s->plan.total, s->in);
+    m->times.combine += now_s() - t0;
+    if ((rc = exchange(m, s, s->xs, s->in, s->X, s->Yo, s->out, s->ys, fn))) goto done;
+    t0 = now_s();
+    combine_add(y, s->ys, &s->plan, s->out, scale);
+    m->times.combine += now_s() - t0;
+done:
+    if (rc) site_fail(m, s, rc);
+}
+
+/* Its backward: dw and the weighted output gradients at the sender, `fn`
+ * at the owners, input gradients scattered into dxe, then the router's
+ * (which ACCUMULATES into dx). */
+static void site_backward(molt_model *m, molt_moe_site *s, float *dx, float *dxe, const float *dy,
+                          const float *x, int Ntok, molt_a2a_compute fn, float scale) {
+    int rc = MOLT_OK;
+    double t0 = now_s();
+    memset(s->dw, 0, sizeof(float) * (size_t)Ntok * s->N);
+    gather(s->gy, dy, s->plan.token, s->plan.total, s->out);
+    combine_backward(s->gy, s->dw, s->ys, &s->plan, s->out, s->N, scale);
+    m->times.combine += now_s() - t0;
+    if ((rc = exchange(m, s, s->gy, s->out, s->GE, s->DX, s->in, s->dxs, fn))) goto done;
+    t0 = now_s();
+    scatter_add(dxe, s->dxs, s->plan.token, s->plan.total, s->in);
+    m->times.combine += now_s() - t0;
+    if (s->mode == MOLT_SITE_REPLICATE && (rc = replicate_reduce(m, s))) goto done;
+    t0 = now_s();
+    router_backward(m, s, dx, x, Ntok, count_sites(m));
+    m->times.route += now_s() - t0;
+done:
+    if (rc) site_fail(m, s, rc);
+}
+
 /* ---------------- plugin: LoRA experts on one projection ---------------- */
 
 /* Y = B_l (A_l X) per local expert block (the LoRA scale and the router
@@ -634,52 +684,13 @@ static int plugin_backward_chunk(void *vctx, int chunk, const float *GE, float *
 
 void molt_moe_plugin_forward(molt_model *m, molt_moe_site *s, float *y, const float *x,
                              const float *xd, int Ntok, int training) {
-    const molt_dims *d = &m->dims;
-    const int in = s->in, out = s->out;
-    int rc = MOLT_OK;
-    double t0 = now_s();
-    if (s->fault && training) {
-        s->fault = 0;
-        site_fail(m, s, MOLT_ERROR(MOLT_ERR_INTERNAL, "%s: injected fault (MOLT_FAULT_MOE_RANK=%d)",
-                                   s->name, m->lay.rank));
-    }
-    router_forward(m, s, x, Ntok, training);
-    double t1 = now_s();
-    m->times.route += t1 - t0;
-    if ((rc = dispatch_begin(m, s))) goto done;
-    t0 = now_s();
-    gather(s->xs, xd, s->plan.token, s->plan.total, in);
-    m->times.combine += now_s() - t0;
-    if ((rc = exchange(m, s, s->xs, in, s->X, s->Yo, out, s->ys, plugin_forward_chunk))) goto done;
-    t0 = now_s();
-    combine_add(y, s->ys, &s->plan, out, d->lora_scale);
-    m->times.combine += now_s() - t0;
-done:
-    if (rc) site_fail(m, s, rc);
+    site_forward(m, s, y, x, xd, Ntok, training, plugin_forward_chunk, m->dims.lora_scale);
 }
 
 void molt_moe_plugin_backward(molt_model *m, molt_moe_site *s, float *dx, float *dxd,
                               const float *dy, const float *x, const float *xd, int Ntok) {
-    const molt_dims *d = &m->dims;
-    const int in = s->in, out = s->out, N = s->N;
-    int rc = MOLT_OK;
-    (void)xd;
-    double t0 = now_s();
-    memset(s->dw, 0, sizeof(float) * (size_t)Ntok * N);
-    gather(s->gy, dy, s->plan.token, s->plan.total, out);
-    combine_backward(s->gy, s->dw, s->ys, &s->plan, out, N, d->lora_scale);
-    m->times.combine += now_s() - t0;
-    if ((rc = exchange(m, s, s->gy, out, s->GE, s->DX, in, s->dxs, plugin_backward_chunk)))
-        goto done;
-    t0 = now_s();
-    scatter_add(dxd, s->dxs, s->plan.token, s->plan.total, in);
-    m->times.combine += now_s() - t0;
-    if (s->mode == MOLT_SITE_REPLICATE && (rc = replicate_reduce(m, s))) goto done;
-    t0 = now_s();
-    router_backward(m, s, dx, x, Ntok, count_sites(m));
-    m->times.route += now_s() - t0;
-done:
-    if (rc) site_fail(m, s, rc);
+    (void)xd; /* the owners kept the rows they computed on */
+    site_backward(m, s, dx, dxd, dy, x, Ntok, plugin_backward_chunk, m->dims.lora_scale);
 }
 
 /* ---------------- FFN experts (fused_mlp, ffn) ---------------- */
@@ -796,48 +807,13 @@ static int ffn_backward_chunk(void *vctx, int chunk, const float *GE, float *DX,
 
 void molt_moe_ffn_forward(molt_model *m, molt_moe_site *s, float *out, const float *x, int Ntok,
                           int training) {
-    const int D = m->dims.d;
-    int rc = MOLT_OK;
-    double t0 = now_s();
-    if (s->fault && training) {
-        s->fault = 0;
-        site_fail(m, s, MOLT_ERROR(MOLT_ERR_INTERNAL, "%s: injected fault (MOLT_FAULT_MOE_RANK=%d)",
-                                   s->name, m->lay.rank));
-    }
-    router_forward(m, s, x, Ntok, training);
-    m->times.route += now_s() - t0;
-    if ((rc = dispatch_begin(m, s))) goto done;
-    t0 = now_s();
-    gather(s->xs, x, s->plan.token, s->plan.total, D);
-    m->times.combine += now_s() - t0;
-    if ((rc = exchange(m, s, s->xs, D, s->X, s->Yo, D, s->ys, ffn_forward_chunk))) goto done;
-    t0 = now_s();
-    memset(out, 0, sizeof(float) * (size_t)Ntok * D);
-    combine_add(out, s->ys, &s->plan, D, 1.0f);
-    m->times.combine += now_s() - t0;
-done:
-    if (rc) site_fail(m, s, rc);
+    memset(out, 0, sizeof(float) * (size_t)Ntok * m->dims.d);
+    site_forward(m, s, out, x, x, Ntok, training, ffn_forward_chunk, 1.0f);
 }
 
 void molt_moe_ffn_backward(molt_model *m, molt_moe_site *s, float *dx, const float *dout,
                            const float *x, int Ntok) {
-    const int D = m->dims.d, N = s->N;
-    int rc = MOLT_OK;
-    double t0 = now_s();
-    memset(s->dw, 0, sizeof(float) * (size_t)Ntok * N);
-    gather(s->gy, dout, s->plan.token, s->plan.total, D);
-    combine_backward(s->gy, s->dw, s->ys, &s->plan, D, N, 1.0f);
-    m->times.combine += now_s() - t0;
-    if ((rc = exchange(m, s, s->gy, D, s->GE, s->DX, D, s->dxs, ffn_backward_chunk))) goto done;
-    t0 = now_s();
-    scatter_add(dx, s->dxs, s->plan.token, s->plan.total, D);
-    m->times.combine += now_s() - t0;
-    if (s->mode == MOLT_SITE_REPLICATE && (rc = replicate_reduce(m, s))) goto done;
-    t0 = now_s();
-    router_backward(m, s, dx, x, Ntok, count_sites(m));
-    m->times.route += now_s() - t0;
-done:
-    if (rc) site_fail(m, s, rc);
+    site_backward(m, s, dx, dx, dout, x, Ntok, ffn_backward_chunk, 1.0f);
 }
 
 /* ---------------- moe.dispatch = auto ---------------- */

@@ -164,26 +164,31 @@ static void trainer_free(trainer *t) {
     molt_layout_free(&t->lay);
 }
 
-/* Checks every rank makes identically (config + world size): no agreement needed. */
-static int check_layout(const molt_config *c, int world, int *local, int *micro) {
+/* A check every rank makes identically (config + world size): no agreement
+ * needed, and only rank 0 prints the message. */
+#define LAYOUT_ERROR(...) (rank == 0 ? MOLT_ERROR(MOLT_ERR_INPUT, __VA_ARGS__) : MOLT_ERR_INPUT)
+
+static int check_layout(const molt_config *c, int world, int rank, int *local, int *micro) {
+    if (c->parallel.ep > world || world % c->parallel.ep)
+        return LAYOUT_ERROR("parallel.ep = %d does not divide the %d ranks of the job "
+                            "(ranks = dp x ep)",
+                            c->parallel.ep, world);
     if (c->train.batch_size % world)
-        return MOLT_ERROR(MOLT_ERR_INPUT,
-                          "train.batch_size %d is not divisible by the %d ranks of the job",
-                          c->train.batch_size, world);
+        return LAYOUT_ERROR("train.batch_size %d is not divisible by the %d ranks of the job",
+                            c->train.batch_size, world);
     *local = c->train.batch_size / world;
     *micro = c->train.micro_batch ? c->train.micro_batch : *local;
     if (*micro > *local || *local % *micro)
-        return MOLT_ERROR(MOLT_ERR_INPUT,
-                          "train.micro_batch %d must divide the per-rank batch %d "
-                          "(train.batch_size %d / %d ranks)",
-                          *micro, *local, c->train.batch_size, world);
+        return LAYOUT_ERROR("train.micro_batch %d must divide the per-rank batch %d "
+                            "(train.batch_size %d / %d ranks)",
+                            *micro, *local, c->train.batch_size, world);
     if (c->moe.capacity_factor > 0 && c->moe.router != MOLT_ROUTER_EXPERT_CHOICE && *micro < *local)
-        return MOLT_ERROR(MOLT_ERR_INPUT,
-                          "moe.capacity_factor > 0 decides over the whole global batch in one "
-                          "forward: train.micro_batch %d must equal the per-rank batch %d",
-                          *micro, *local);
+        return LAYOUT_ERROR("moe.capacity_factor > 0 decides over the whole global batch in one "
+                            "forward: train.micro_batch %d must equal the per-rank batch %d",
+                            *micro, *local);
     return MOLT_OK;
 }
+#undef LAYOUT_ERROR
 
 static int trainer_setup(trainer *t, const molt_config *c, const char *config_text, MPI_Comm comm) {
     int rc = MOLT_OK;
@@ -192,7 +197,7 @@ static int trainer_setup(trainer *t, const molt_config *c, const char *config_te
     MOLT_MPI(MPI_Comm_rank(comm, &t->rank));
     MOLT_MPI(MPI_Comm_size(comm, &t->world));
     molt_layout_single(&t->lay);
-    MOLT_TRY(check_layout(c, t->world, &t->local, &t->micro));
+    if ((rc = check_layout(c, t->world, t->rank, &t->local, &t->micro))) goto done;
     t->n_micro = t->local / t->micro;
     MOLT_TRY(molt_layout_create(&t->lay, comm, c->parallel.ep)); /* same outcome on every rank */
     molt_run_dir(c, t->run_dir, sizeof t->run_dir);

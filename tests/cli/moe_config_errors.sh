@@ -25,4 +25,14 @@ m "fused_mlp with LoRA on the FFN" "lora.targets may only name attention project
   "$MOLT_BIN" train "$cfg" --set moe.placement=fused_mlp --set lora.targets=q_proj,gate_proj
 m "entropy_q out of range" "moe.entropy_q: 3 is out of range" -- \
   "$MOLT_BIN" train "$cfg" --set moe.entropy_q=3
+# Layout errors under 2 ranks: every rank stops, the message is printed once.
+MPIEXEC=${MPIEXEC:-mpiexec $MOLT_MPIRUN_FLAGS}
+m "ep must divide the ranks" "parallel.ep = 4 does not divide the 2 ranks of the job" -- \
+  timeout -k 10 60 $MPIEXEC -np 2 "$MOLT_BIN" train "$cfg" --set moe.placement=plugin \
+  --set parallel.ep=4 --set log.run_dir="$work/run"
+m "capacity needs one micro-batch" "moe.capacity_factor > 0 decides over the whole global batch" -- \
+  timeout -k 10 60 $MPIEXEC -np 2 "$MOLT_BIN" train "$cfg" --set moe.placement=plugin \
+  --set moe.capacity_factor=1.5 --set train.batch_size=4 --set train.micro_batch=1 \
+  --set log.run_dir="$work/run"
+[ ! -e "$work/run" ] || fail "a refused layout created its run_dir"
 echo "moe_config_errors: ok"
