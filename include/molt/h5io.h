@@ -14,6 +14,11 @@
 #define MOLT_CKPT_FORMAT "molt-ckpt"
 #define MOLT_CKPT_VERSION 1
 
+/* Create a float32/int32 dataset [rows, cols] (cols = 0: a vector) at path,
+ * chunked (~1 MiB of whole rows) with Fletcher32, intermediate groups
+ * created. With the MPI-IO driver this is collective. */
+int molt_h5_create_ds(hid_t file, const char *fname, const char *path, hid_t type, int rows,
+                      int cols, hid_t *out);
 /* Write float32 data [rows, cols] (cols = 0: a vector) at `path`, creating
  * intermediate groups. `fname` labels errors. */
 int molt_h5_write_f32(hid_t file, const char *fname, const char *path, const float *data, int rows,
@@ -25,6 +30,16 @@ int molt_h5_read_f32(hid_t file, const char *fname, const char *path, float *dat
                      int cols);
 int molt_h5_write_attr_str(hid_t obj, const char *fname, const char *name, const char *value);
 int molt_h5_write_attr_long(hid_t obj, const char *fname, const char *name, long value);
+int molt_h5_write_attr_double(hid_t obj, const char *fname, const char *name, double value);
+/* Attribute readers: `where` names the object in messages; a missing or
+ * mistyped attribute is MOLT_ERR_INPUT. Strings are fixed-length (as molt
+ * writes them); *value is malloc'ed, the caller frees it. */
+int molt_h5_read_attr_long(hid_t obj, const char *fname, const char *where, const char *name,
+                           long *value);
+int molt_h5_read_attr_double(hid_t obj, const char *fname, const char *where, const char *name,
+                             double *value);
+int molt_h5_read_attr_str(hid_t obj, const char *fname, const char *where, const char *name,
+                          char **value);
 
 /* Create `path` (truncating) and write the root attributes. */
 int molt_h5_create(hid_t *file, const char *path, const char *config_text, long step);

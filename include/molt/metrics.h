@@ -14,6 +14,9 @@ typedef struct {
 
 /* mkdir -p run_dir; open run_dir/metrics.jsonl (truncate, or append). */
 int molt_metrics_open(molt_metrics *mt, const char *run_dir, int append);
+/* Resuming at step `last_step`: keep the lines of run_dir/metrics.jsonl up
+ * to that step (a killed run may have logged further), then append. */
+int molt_metrics_resume(molt_metrics *mt, const char *run_dir, long last_step);
 /* Write obj as one line and flush. Does not take ownership of obj. */
 int molt_metrics_write(molt_metrics *mt, const cJSON *obj);
 int molt_metrics_close(molt_metrics *mt);

@@ -125,6 +125,16 @@ const float *molt_model_logits(const molt_model *m); /* [n_seq*T, V] of the last
 
 const molt_param *molt_model_find(const molt_model *m, const char *path);
 
+/* Every parameter of the whole model as a one-rank job holds it (all
+ * experts), in registry order, the same list on every rank: what a
+ * checkpoint contains whatever the layout. expert = global expert id or -1.
+ * The caller frees *out. */
+typedef struct {
+    char path[160];
+    int rows, cols, trainable, kind, expert;
+} molt_param_desc;
+int molt_model_describe_all(const molt_model *m, molt_param_desc **out, int *n);
+
 /* ---- mixture-of-experts statistics and auxiliary losses ----
  * Every forward adds each site's router statistics to its local sums. The
  * auxiliary losses are functions of the whole global batch, so their value and

@@ -15,9 +15,13 @@
 #include "molt/model.h"
 
 /* Run the whole job described by `c`; `config_text` is its resolved INI text.
- * Returns an exit code every rank agrees on, or aborts the job (MPI_Abort)
- * when one rank fails alone. */
-int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm);
+ * resume: NULL (fresh), "" (the run's `latest` checkpoint) or a checkpoint
+ * path. Checkpoints every checkpoint.every steps (and at the last step when
+ * every > 0), and after the step in flight on SIGTERM/SIGUSR1, returning
+ * MOLT_EXIT_RESUME then. Returns an exit code every rank agrees on, or
+ * aborts the job (MPI_Abort) when one rank fails alone. */
+int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm,
+                   const char *resume);
 
 /* Per-task exact-match accuracy (greedy decoding equals teacher-forced argmax
  * at every answer position) over eval.samples held-out examples of each task

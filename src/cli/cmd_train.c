@@ -20,6 +20,10 @@ static void train_help(void) {
            "log.run_dir (default runs/<config name>): config.ini, metrics.jsonl,\n"
            "eval.json, final.h5.\n\n"
            "  --set section.key=value   override one key (repeatable, applied in order)\n"
+           "  --resume [PATH]           continue from a checkpoint: PATH, or the run's\n"
+           "                            latest (checkpoint.dir/<run>/latest). Weights,\n"
+           "                            optimizer, step, data order and schedule continue\n"
+           "                            exactly; any dp x ep layout may load it\n"
            "  --help                    this text\n\n"
            "configuration keys:\n");
     molt_config_print_keys(stdout);
@@ -27,11 +31,15 @@ static void train_help(void) {
 
 /* Rank 0: file + overrides + validation -> resolved text (or an error). */
 static int resolve(int argc, char **argv, molt_config *c, char **text) {
+    /* --resume [PATH] is not a config matter: skipped here (see resume_arg) */
     int rc = MOLT_OK;
     molt_config_defaults(c);
     MOLT_TRY(molt_config_load(c, argv[1]));
     for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--set") && i + 1 < argc) {
+        if (!strcmp(argv[i], "--resume")) {
+            if (i + 1 < argc && argv[i + 1][0] != '-') i++;
+        } else if (!strncmp(argv[i], "--resume=", 9)) {
+        } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
             MOLT_TRY(molt_config_set(c, argv[++i]));
         } else if (!strncmp(argv[i], "--set=", 6)) {
             MOLT_TRY(molt_config_set(c, argv[i] + 6));
@@ -44,6 +52,17 @@ static int resolve(int argc, char **argv, molt_config *c, char **text) {
     if (!(*text = molt_config_to_ini(c))) rc = MOLT_ERR_INTERNAL;
 done:
     return rc;
+}
+
+/* NULL: no --resume; "": the latest checkpoint; else the path given. */
+static const char *resume_arg(int argc, char **argv) {
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--set")) i++;
+        else if (!strcmp(argv[i], "--resume"))
+            return i + 1 < argc && argv[i + 1][0] != '-' ? argv[i + 1] : "";
+        else if (!strncmp(argv[i], "--resume=", 9)) return argv[i] + 9;
+    }
+    return NULL;
 }
 
 int molt_cmd_train(int argc, char **argv, MPI_Comm comm) {
@@ -87,7 +106,7 @@ int molt_cmd_train(int argc, char **argv, MPI_Comm comm) {
         printf("# molt train %s — resolved configuration\n%s\n", argv[1], text);
         fflush(stdout);
     }
-    rc = molt_train_run(&c, text, comm);
+    rc = molt_train_run(&c, text, comm, resume_arg(argc, argv));
 done:
     free(text);
     return rc;

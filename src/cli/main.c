@@ -16,7 +16,9 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"train", "CONFIG [--set k=v ...]", "train a model (dense, LoRA) on MPI ranks", molt_cmd_train},
+    {"train", "CONFIG [--set k=v ...] [--resume [PATH]]", "train a model on MPI ranks",
+     molt_cmd_train},
+    {"ckpt", "inspect|verify PATH", "show or check a checkpoint", molt_cmd_ckpt},
     {"tokenize", "TEXT... --out SHARD.bin", "byte-tokenize UTF-8 text into an llm.c shard",
      molt_cmd_tokenize},
 };
@@ -25,7 +27,7 @@ enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 static void usage(FILE *out) {
     fprintf(out, "usage: [mpirun -np N] molt COMMAND [ARGS]\n\ncommands:\n");
     for (int i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "  %-9s %-26s %s\n", commands[i].name, commands[i].args, commands[i].summary);
+        fprintf(out, "  %-9s %-40s %s\n", commands[i].name, commands[i].args, commands[i].summary);
     fprintf(out, "\n'molt COMMAND --help' describes a command.\n"
                  "exit codes: 0 success, 2 bad input, 1 internal failure, %d checkpointed on a\n"
                  "signal (resume with --resume)\n",

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "molt/err.h"
@@ -12,13 +13,14 @@ static void quiet(void) {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
-static int write_ds(hid_t file, const char *fname, const char *path, hid_t type, const void *data,
-                    int rows, int cols) {
+int molt_h5_create_ds(hid_t file, const char *fname, const char *path, hid_t type, int rows,
+                      int cols, hid_t *out) {
     int rc = MOLT_OK;
-    hid_t space = -1, lcpl = -1, dcpl = -1, ds = -1;
+    hid_t space = -1, lcpl = -1, dcpl = -1;
     hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols}, chunk[2];
     int rank = cols > 0 ? 2 : 1;
     quiet();
+    *out = -1;
     /* ~1 MiB chunks of whole rows keep checksumming cheap and reads contiguous */
     hsize_t row_bytes = (hsize_t)(cols > 0 ? cols : 1) * 4;
     chunk[0] = rows > 0 ? (hsize_t)rows : 1;
@@ -27,17 +29,27 @@ static int write_ds(hid_t file, const char *fname, const char *path, hid_t type,
     if ((space = H5Screate_simple(rank, dims, NULL)) < 0 || (lcpl = H5Pcreate(H5P_LINK_CREATE)) < 0 ||
         H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
         (dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_chunk(dcpl, rank, chunk) < 0 ||
-        H5Pset_fletcher32(dcpl) < 0)
+        H5Pset_fletcher32(dcpl) < 0 || H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER) < 0)
         MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: cannot set up dataset %s", fname, path);
-    if ((ds = H5Dcreate2(file, path, type, space, lcpl, dcpl, H5P_DEFAULT)) < 0)
+    /* every dataset is written whole right after creation: no fill values */
+    if ((*out = H5Dcreate2(file, path, type, space, lcpl, dcpl, H5P_DEFAULT)) < 0)
         MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: cannot create dataset %s", fname, path);
+done:
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (lcpl >= 0) H5Pclose(lcpl);
+    if (space >= 0) H5Sclose(space);
+    return rc;
+}
+
+static int write_ds(hid_t file, const char *fname, const char *path, hid_t type, const void *data,
+                    int rows, int cols) {
+    int rc = MOLT_OK;
+    hid_t ds = -1;
+    MOLT_TRY(molt_h5_create_ds(file, fname, path, type, rows, cols, &ds));
     if (H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
         MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: cannot write dataset %s", fname, path);
 done:
     if (ds >= 0) H5Dclose(ds);
-    if (dcpl >= 0) H5Pclose(dcpl);
-    if (lcpl >= 0) H5Pclose(lcpl);
-    if (space >= 0) H5Sclose(space);
     return rc;
 }
 
@@ -107,6 +119,76 @@ int molt_h5_write_attr_long(hid_t obj, const char *fname, const char *name, long
 done:
     if (attr >= 0) H5Aclose(attr);
     if (space >= 0) H5Sclose(space);
+    return rc;
+}
+
+int molt_h5_write_attr_double(hid_t obj, const char *fname, const char *name, double value) {
+    int rc = MOLT_OK;
+    hid_t space = -1, attr = -1;
+    quiet();
+    if ((space = H5Screate(H5S_SCALAR)) < 0 ||
+        (attr = H5Acreate2(obj, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT)) < 0 ||
+        H5Awrite(attr, H5T_NATIVE_DOUBLE, &value) < 0)
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: cannot write attribute %s", fname, name);
+done:
+    if (attr >= 0) H5Aclose(attr);
+    if (space >= 0) H5Sclose(space);
+    return rc;
+}
+
+/* Numeric attribute `name` of obj (path for messages) converted to `type`. */
+static int read_attr(hid_t obj, const char *fname, const char *where, const char *name, hid_t type,
+                     void *out) {
+    int rc = MOLT_OK;
+    hid_t attr = -1;
+    quiet();
+    if (H5Aexists(obj, name) <= 0)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: %s has no attribute '%s'", fname, where, name);
+    if ((attr = H5Aopen(obj, name, H5P_DEFAULT)) < 0 || H5Aread(attr, type, out) < 0)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot read attribute '%s' of %s", fname, name, where);
+done:
+    if (attr >= 0) H5Aclose(attr);
+    return rc;
+}
+
+int molt_h5_read_attr_long(hid_t obj, const char *fname, const char *where, const char *name,
+                           long *value) {
+    long long v = 0;
+    int rc = read_attr(obj, fname, where, name, H5T_NATIVE_LLONG, &v);
+    *value = (long)v;
+    return rc;
+}
+
+int molt_h5_read_attr_double(hid_t obj, const char *fname, const char *where, const char *name,
+                             double *value) {
+    return read_attr(obj, fname, where, name, H5T_NATIVE_DOUBLE, value);
+}
+
+int molt_h5_read_attr_str(hid_t obj, const char *fname, const char *where, const char *name,
+                          char **value) {
+    int rc = MOLT_OK;
+    hid_t attr = -1, type = -1, mem = -1;
+    char *buf = NULL;
+    quiet();
+    *value = NULL;
+    if (H5Aexists(obj, name) <= 0)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: %s has no attribute '%s'", fname, where, name);
+    if ((attr = H5Aopen(obj, name, H5P_DEFAULT)) < 0 || (type = H5Aget_type(attr)) < 0 ||
+        H5Tget_class(type) != H5T_STRING || H5Tis_variable_str(type) != 0)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: attribute '%s' of %s is not a fixed-length string", fname,
+                  name, where);
+    size_t n = H5Tget_size(type);
+    MOLT_ALLOC(buf, n + 1);
+    if ((mem = H5Tcopy(H5T_C_S1)) < 0 || H5Tset_size(mem, n) < 0 || H5Aread(attr, mem, buf) < 0)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot read attribute '%s' of %s", fname, name, where);
+    buf[n] = '\0';
+    *value = buf;
+    buf = NULL;
+done:
+    free(buf);
+    if (mem >= 0) H5Tclose(mem);
+    if (type >= 0) H5Tclose(type);
+    if (attr >= 0) H5Aclose(attr);
     return rc;
 }
 

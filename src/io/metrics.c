@@ -1,4 +1,5 @@
 /* metrics.c — see include/molt/metrics.h. */
+#define _POSIX_C_SOURCE 200809L
 #include "molt/metrics.h"
 
 #include <errno.h>
@@ -34,6 +35,40 @@ int molt_metrics_open(molt_metrics *mt, const char *run_dir, int append) {
     if (!(mt->f = fopen(mt->path, append ? "a" : "w")))
         MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot open %s: %s", mt->path, strerror(errno));
 done:
+    return rc;
+}
+
+int molt_metrics_resume(molt_metrics *mt, const char *run_dir, long last_step) {
+    int rc = MOLT_OK;
+    FILE *in = NULL, *out = NULL;
+    char tmp[MOLT_PATH_MAX + 48], *line = NULL;
+    size_t cap = 0;
+    memset(mt, 0, sizeof *mt);
+    MOLT_TRY(molt_mkdirs(run_dir));
+    snprintf(mt->path, sizeof mt->path, "%s/metrics.jsonl", run_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", mt->path);
+    if ((in = fopen(mt->path, "r"))) { /* keep the lines up to the checkpoint's step */
+        if (!(out = fopen(tmp, "w")))
+            MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot write %s: %s", tmp, strerror(errno));
+        while (getline(&line, &cap, in) > 0) {
+            cJSON *o = cJSON_Parse(line);
+            const cJSON *st = o ? cJSON_GetObjectItemCaseSensitive(o, "step") : NULL;
+            int keep = cJSON_IsNumber(st) && st->valuedouble <= (double)last_step;
+            cJSON_Delete(o);
+            if (keep && fputs(line, out) < 0)
+                MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot write %s: %s", tmp, strerror(errno));
+        }
+        int bad = fclose(out) != 0;
+        out = NULL;
+        if (bad || rename(tmp, mt->path) != 0)
+            MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot replace %s: %s", mt->path, strerror(errno));
+    }
+    if (!(mt->f = fopen(mt->path, "a")))
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot open %s: %s", mt->path, strerror(errno));
+done:
+    free(line);
+    if (in) fclose(in);
+    if (out) fclose(out);
     return rc;
 }
 

@@ -97,8 +97,11 @@ int molt_dims_from_config(molt_dims *d, const molt_config *c) {
 
 typedef struct {
     molt_model *m;
-    int pass;        /* 0: count sizes, 1: assign pointers */
+    int pass;        /* 0: count sizes, 1: assign pointers, 2: describe (molt_model_describe_all) */
     size_t exp_at;   /* pass 1: next offset of an expert trainable (after the dense ones) */
+    int expert_id;   /* the expert being registered, or -1 */
+    molt_param_desc *desc; /* pass 2: where descriptions go (NULL: count only) */
+    int n_desc;
 } reg_state;
 
 /* Trainables are laid out dense first, then this rank's expert tensors, so
@@ -107,6 +110,17 @@ static float *reg_param(reg_state *s, float **gptr, const char *path, int rows, 
                         int trainable, int kind, int expert) {
     molt_model *m = s->m;
     size_t n = (size_t)rows * (cols ? cols : 1);
+    if (s->pass == 2) {
+        if (s->desc) {
+            molt_param_desc *d = &s->desc[s->n_desc];
+            snprintf(d->path, sizeof d->path, "%s", path);
+            d->rows = rows, d->cols = cols, d->trainable = trainable, d->kind = kind;
+            d->expert = expert ? s->expert_id : -1;
+        }
+        s->n_desc++;
+        if (gptr) *gptr = NULL;
+        return NULL;
+    }
     if (s->pass == 0) {
         m->n_params++;
         if (trainable) m->n_train += n;
@@ -148,7 +162,9 @@ static float *reg_expert(reg_state *s, float **gbase, const char *path, int e, i
     const molt_dims *d = &s->m->dims;
     if (molt_expert_owner(e, d->ep) != d->ep_rank) return NULL;
     float *gp = NULL;
+    s->expert_id = e;
     float *wp = reg_param(s, &gp, path, rows, cols, trainable, kind, 1);
+    s->expert_id = -1;
     if (molt_expert_slot(e, d->ep) != 0) return NULL;
     *gbase = gp;
     return wp;
@@ -164,8 +180,8 @@ static void register_all(reg_state *s) {
     for (int l = 0; l < d->L; l++) {
         /* the counting pass writes pointers into throw-away structs */
         molt_layer_ptrs dw, dg;
-        molt_layer_ptrs *w = s->pass ? &m->w.layers[l] : &dw;
-        molt_layer_ptrs *g = s->pass ? &m->g.layers[l] : &dg;
+        molt_layer_ptrs *w = s->pass == 1 ? &m->w.layers[l] : &dw;
+        molt_layer_ptrs *g = s->pass == 1 ? &m->g.layers[l] : &dg;
         snprintf(path, sizeof path, "base/model.layers.%d.input_layernorm.weight", l);
         w->attn_norm = reg(s, &g->attn_norm, path, d->d, 0, norm_tr, MOLT_PARAM_BASE);
         snprintf(path, sizeof path, "base/model.layers.%d.post_attention_layernorm.weight", l);
@@ -361,7 +377,7 @@ int molt_model_create(molt_model *m, const molt_config *c, int B, int T, const m
     if (T > m->dims.T_max)
         MOLT_FAIL(MOLT_ERR_INPUT, "sequence length %d exceeds model.max_seq_len %d", T,
                   m->dims.T_max);
-    reg_state s = {m, 0, 0};
+    reg_state s = {m, 0, 0, -1, NULL, 0};
     register_all(&s);
     MOLT_ALLOC(m->params, m->n_params);
     MOLT_ALLOC(m->frozen, m->n_frozen);
@@ -398,6 +414,21 @@ void molt_model_free(molt_model *m) {
     free(m->w.layers), free(m->g.layers);
     acts_free(m->acts);
     memset(m, 0, sizeof *m);
+}
+
+int molt_model_describe_all(const molt_model *m, molt_param_desc **out, int *n) {
+    int rc = MOLT_OK;
+    molt_model view = *m; /* register_all writes top-level pointers: into a copy */
+    view.dims.ep = 1, view.dims.ep_rank = 0;
+    reg_state s = {&view, 2, 0, -1, NULL, 0};
+    *out = NULL, *n = 0;
+    register_all(&s);
+    MOLT_ALLOC(s.desc, s.n_desc > 0 ? s.n_desc : 1);
+    s.n_desc = 0;
+    register_all(&s);
+    *out = s.desc, *n = s.n_desc;
+done:
+    return rc;
 }
 
 const molt_param *molt_model_find(const molt_model *m, const char *path) {

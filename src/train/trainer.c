@@ -1,12 +1,15 @@
 /* trainer.c — the training loop (include/molt/train.h). */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "molt/a2a.h"
+#include "molt/ckpt.h"
 #include "molt/data.h"
 #include "molt/err.h"
 #include "molt/h5io.h"
@@ -149,6 +152,8 @@ typedef struct {
     molt_batch *mb; /* n_micro micro-batches of the current step */
     molt_metrics metrics;
     molt_layout lay;
+    long start;                      /* first step to run (a resumed checkpoint's step) */
+    char ckpt_dir[MOLT_PATH_MAX + 8];
     double tsum[7]; /* per log window: route, a2a, expert, combine, reduce, other, step */
     char run_dir[MOLT_PATH_MAX];
 } trainer;
@@ -190,7 +195,8 @@ static int check_layout(const molt_config *c, int world, int rank, int *local, i
 }
 #undef LAYOUT_ERROR
 
-static int trainer_setup(trainer *t, const molt_config *c, const char *config_text, MPI_Comm comm) {
+static int trainer_setup(trainer *t, const molt_config *c, const char *config_text, MPI_Comm comm,
+                         const char *resume) {
     int rc = MOLT_OK;
     memset(t, 0, sizeof *t);
     t->c = c, t->comm = comm;
@@ -203,7 +209,8 @@ static int trainer_setup(trainer *t, const molt_config *c, const char *config_te
     molt_run_dir(c, t->run_dir, sizeof t->run_dir);
     /* Local work that may fail on one rank only: agree before going on. */
     rc = molt_model_create(&t->model, c, t->micro, c->train.seq_len, &t->lay);
-    if (!rc && c->model.init_from[0]) rc = molt_weights_load(c->model.init_from, &t->model, 0);
+    if (!rc && c->model.init_from[0] && !resume)
+        rc = molt_weights_load(c->model.init_from, &t->model, 0);
     rc = agree(comm, rc);
     if (!rc && c->moe.dispatch == MOLT_DISPATCH_AUTO && t->lay.ep > 1 &&
         molt_model_has_moe(&t->model)) {
@@ -212,6 +219,21 @@ static int trainer_setup(trainer *t, const molt_config *c, const char *config_te
         if (!rc) rc = molt_moe_auto_dispatch(&t->model, alpha, beta, t->rank == 0 ? stdout : NULL);
     }
     if (!rc) rc = molt_adamw_create(&t->opt, t->model.n_train);
+    molt_ckpt_dir(c, t->run_dir, t->ckpt_dir, sizeof t->ckpt_dir);
+    rc = agree(comm, rc);
+    if (!rc && resume) { /* every rank reads its own share of the same file */
+        char path[MOLT_PATH_MAX + 64];
+        if (resume[0]) snprintf(path, sizeof path, "%s", resume);
+        else rc = molt_ckpt_latest(t->ckpt_dir, path, sizeof path);
+        double tr = now_s();
+        if (!rc) rc = molt_ckpt_load(path, c, &t->model, &t->opt, &t->start);
+        tr = now_s() - tr;
+        if (!rc && t->start > c->train.steps)
+            rc = MOLT_ERROR(MOLT_ERR_INPUT, "%s is at step %ld, beyond train.steps %ld", path,
+                            t->start, (long)c->train.steps);
+        if (!rc && t->rank == 0)
+            printf("molt: resumed from %s at step %ld (read in %.3f s)\n", path, t->start, tr);
+    }
     if (!rc) rc = molt_data_open(&t->data, c, MOLT_SPLIT_TRAIN);
     if (!rc) {
         t->mb = molt_calloc_at((size_t)t->n_micro, sizeof *t->mb, __FILE__, __LINE__);
@@ -219,9 +241,11 @@ static int trainer_setup(trainer *t, const molt_config *c, const char *config_te
         for (int i = 0; !rc && i < t->n_micro; i++)
             rc = molt_batch_alloc(&t->mb[i], t->micro, c->train.seq_len);
     }
+    rc = agree(comm, rc);
     if (!rc && t->rank == 0) {
         char path[MOLT_PATH_MAX + 16];
-        rc = molt_metrics_open(&t->metrics, t->run_dir, 0);
+        rc = resume ? molt_metrics_resume(&t->metrics, t->run_dir, t->start)
+                    : molt_metrics_open(&t->metrics, t->run_dir, 0);
         snprintf(path, sizeof path, "%s/config.ini", t->run_dir);
         if (!rc) rc = molt_write_text(path, config_text);
     }
@@ -394,11 +418,41 @@ done:
     return rc;
 }
 
-int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm) {
+/* SIGTERM / SIGUSR1 (a scheduler's warning before a time limit or a
+ * preemption): the one piece of global state molt has, because a signal
+ * handler can only set a flag. The step loop checks it after every step. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) {
+    stop_signal = sig;
+}
+
+static int install_signals(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGUSR1, &sa, NULL) != 0)
+        return MOLT_ERROR(MOLT_ERR_INTERNAL, "cannot install the SIGTERM/SIGUSR1 handlers");
+    return MOLT_OK;
+}
+
+/* Did any rank get a stop signal? (every rank must agree on stopping) */
+static int stop_requested(MPI_Comm comm, int *sig) {
+    int rc = MOLT_OK, v = (int)stop_signal;
+    MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, comm));
+    *sig = v;
+done:
+    return rc;
+}
+
+int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm,
+                   const char *resume) {
     int rc = MOLT_OK;
     trainer t;
     cJSON *line = NULL;
-    rc = trainer_setup(&t, c, config_text, comm);
+    rc = trainer_setup(&t, c, config_text, comm, resume);
+    if (!rc) rc = agree(comm, install_signals());
     if (rc) goto done;
     if (t.rank == 0) {
         char lay[512];
@@ -411,8 +465,8 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm)
     const long steps = c->train.steps;
     const double tok_per_step = (double)c->train.batch_size * c->train.seq_len;
     double t0 = now_s(), tlog = t0;
-    long slog = 0;
-    for (long s = 0; s < steps; s++) {
+    long slog = t.start;
+    for (long s = t.start; s < steps; s++) {
         double loss = 0, aux = 0, gnorm = 0, lr = 0, ts = now_s();
         memset(&t.model.times, 0, sizeof t.model.times);
         rc = train_step(&t, s, &loss, &aux, &gnorm, &lr);
@@ -423,47 +477,75 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm)
         t.tsum[6] += now_s() - ts;
         int last = s + 1 == steps, do_log = (s + 1) % c->log.every == 0 || last || s == 0;
         int do_eval = c->eval.every > 0 && (s + 1) % c->eval.every == 0 && !last;
-        if (!do_log && !do_eval) continue;
-        double tn = now_s(), elapsed = tn - t0;
-        double tok_s = tok_per_step * (double)(s + 1 - slog) / (tn - tlog > 1e-9 ? tn - tlog : 1e-9);
-        cJSON *times = step_times(&t, s + 1 - slog);
-        tlog = tn, slog = s + 1;
-        if (t.rank == 0) {
-            line = cJSON_CreateObject();
-            cJSON_AddNumberToObject(line, "step", (double)(s + 1));
-            cJSON_AddNumberToObject(line, "loss", loss);
-            if (molt_model_has_moe(&t.model)) {
-                cJSON_AddNumberToObject(line, "aux_loss", aux);
-                cJSON_AddItemToObject(line, "moe", molt_moe_diagnostics(&t.model));
+        if (do_log || do_eval) {
+            double tn = now_s(), elapsed = tn - t0;
+            double tok_s = tok_per_step * (double)(s + 1 - slog) / (tn - tlog > 1e-9 ? tn - tlog : 1e-9);
+            cJSON *times = step_times(&t, s + 1 - slog);
+            tlog = tn, slog = s + 1;
+            if (t.rank == 0) {
+                line = cJSON_CreateObject();
+                cJSON_AddNumberToObject(line, "step", (double)(s + 1));
+                cJSON_AddNumberToObject(line, "loss", loss);
+                if (molt_model_has_moe(&t.model)) {
+                    cJSON_AddNumberToObject(line, "aux_loss", aux);
+                    cJSON_AddItemToObject(line, "moe", molt_moe_diagnostics(&t.model));
+                }
+                cJSON_AddNumberToObject(line, "lr", lr);
+                cJSON_AddNumberToObject(line, "grad_norm", gnorm);
+                cJSON_AddNumberToObject(line, "tokens", tok_per_step * (double)(s + 1));
+                cJSON_AddNumberToObject(line, "tok_s", tok_s);
+                cJSON_AddItemToObject(line, "time_ms", times);
+                times = NULL;
+                cJSON_AddNumberToObject(line, "elapsed", elapsed);
             }
-            cJSON_AddNumberToObject(line, "lr", lr);
-            cJSON_AddNumberToObject(line, "grad_norm", gnorm);
-            cJSON_AddNumberToObject(line, "tokens", tok_per_step * (double)(s + 1));
-            cJSON_AddNumberToObject(line, "tok_s", tok_s);
-            cJSON_AddItemToObject(line, "time_ms", times);
-            times = NULL;
-            cJSON_AddNumberToObject(line, "elapsed", elapsed);
+            if (do_eval) {
+                rc = run_eval(&t, s + 1, line, 0);
+                if (rc) abort_job(comm, rc);
+                if (rc) goto done;
+            }
+            if (t.rank == 0) {
+                char eta[32], el[32];
+                fmt_duration(eta, sizeof eta,
+                             elapsed / (double)(s + 1 - t.start) * (double)(steps - s - 1));
+                fmt_duration(el, sizeof el, elapsed);
+                char auxs[32] = "";
+                if (molt_model_has_moe(&t.model)) snprintf(auxs, sizeof auxs, " | aux %.4f", aux);
+                printf("step %6ld/%ld | loss %.4f%s | lr %.2e | gnorm %.3f | %7.0f tok/s | %s | ETA "
+                       "%s\n",
+                       s + 1, steps, loss, auxs, lr, gnorm, tok_s, el, eta);
+                fflush(stdout);
+                rc = molt_metrics_write(&t.metrics, line);
+                cJSON_Delete(line);
+                line = NULL;
+                if (rc) abort_job(comm, rc);
+                if (rc) goto done;
+            }
         }
-        if (do_eval) {
-            rc = run_eval(&t, s + 1, line, 0);
-            if (rc) abort_job(comm, rc);
-            if (rc) goto done;
+        int sig = 0;
+        if ((rc = stop_requested(comm, &sig))) goto done;
+        int every = c->checkpoint.every;
+        if (sig || (every > 0 && ((s + 1) % every == 0 || last))) {
+            double tc = now_s();
+            if ((rc = molt_ckpt_save(t.ckpt_dir, c, config_text, &t.model, &t.opt, s + 1)))
+                goto done;
+            tc = now_s() - tc;
+            if (t.rank == 0) {
+                char f[MOLT_PATH_MAX + 48];
+                struct stat st;
+                snprintf(f, sizeof f, "%s/step_%08ld.h5", t.ckpt_dir, s + 1);
+                double mb = stat(f, &st) == 0 ? (double)st.st_size / 1e6 : 0;
+                printf("molt: checkpoint step %ld -> %s (%.1f MB in %.3f s, %.1f MB/s)\n", s + 1,
+                       f, mb, tc, tc > 0 ? mb / tc : 0);
+            }
         }
-        if (t.rank == 0) {
-            char eta[32], el[32];
-            fmt_duration(eta, sizeof eta, elapsed / (double)(s + 1) * (double)(steps - s - 1));
-            fmt_duration(el, sizeof el, elapsed);
-            char auxs[32] = "";
-            if (molt_model_has_moe(&t.model)) snprintf(auxs, sizeof auxs, " | aux %.4f", aux);
-            printf("step %6ld/%ld | loss %.4f%s | lr %.2e | gnorm %.3f | %7.0f tok/s | %s | ETA "
-                   "%s\n",
-                   s + 1, steps, loss, auxs, lr, gnorm, tok_s, el, eta);
+        if (sig) {
+            if (t.rank == 0)
+                printf("molt: %s received: checkpointed at step %ld; exit %d (resume with "
+                       "--resume)\n",
+                       sig == SIGTERM ? "SIGTERM" : "SIGUSR1", s + 1, MOLT_EXIT_RESUME);
             fflush(stdout);
-            rc = molt_metrics_write(&t.metrics, line);
-            cJSON_Delete(line);
-            line = NULL;
-            if (rc) abort_job(comm, rc);
-            if (rc) goto done;
+            rc = MOLT_EXIT_RESUME;
+            goto done;
         }
     }
     rc = run_eval(&t, steps, NULL, 1);
