@@ -1,6 +1,7 @@
 /* main.c — the `molt` command: initialises MPI, dispatches to a subcommand,
  * and turns a failure on any rank into a non-zero exit of the whole job. */
 #define _POSIX_C_SOURCE 200809L
+#include <malloc.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +46,19 @@ static void ensure_passive_omp(char **argv) {
     /* exec failed: carry on with the spinning policy rather than fail */
 }
 
+/* glibc serves blocks over 128 KiB (HDF5's ~1 MiB chunk buffers when
+ * checksumming, per chunk) from fresh mmaps: every page of every chunk is
+ * then faulted in anew and unmapped again. Measured on checkpoint saves:
+ * page faults and copies were ~85% of the time; keeping such blocks in the
+ * heap made a 563 MB save 6.7x faster (9.3 s -> 1.4 s). */
+static void keep_large_blocks_in_heap(void) {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
 int main(int argc, char **argv) {
     ensure_passive_omp(argv);
+    keep_large_blocks_in_heap();
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(stdout);
         return argc < 2 ? MOLT_ERR_INPUT : MOLT_OK;

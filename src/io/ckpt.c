@@ -464,6 +464,32 @@ done:
     return rc;
 }
 
+/* Open a molt file read-only and check its format and version; its step
+ * and resolved config come back (config malloc'ed). */
+static int open_checked(const char *path, hid_t *file, long *step, char **config) {
+    int rc = MOLT_OK;
+    char *fmt = NULL;
+    long version = 0;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    *file = -1, *config = NULL;
+    if (H5Fis_hdf5(path) <= 0) MOLT_FAIL(MOLT_ERR_INPUT, "%s: not a readable HDF5 file", path);
+    if ((*file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot open (truncated or damaged)", path);
+    MOLT_TRY(molt_h5_read_attr_str(*file, path, "/", "format", &fmt));
+    if (strcmp(fmt, MOLT_CKPT_FORMAT))
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: format '%s' is not %s", path, fmt, MOLT_CKPT_FORMAT);
+    MOLT_TRY(molt_h5_read_attr_long(*file, path, "/", "version", &version));
+    if (version != MOLT_CKPT_VERSION)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: format version %ld; this molt reads version %d", path,
+                  version, MOLT_CKPT_VERSION);
+    MOLT_TRY(molt_h5_read_attr_long(*file, path, "/", "step", step));
+    MOLT_TRY(molt_h5_read_attr_str(*file, path, "/", "config", config));
+done:
+    free(fmt);
+    if (rc && *file >= 0) H5Fclose(*file), *file = -1;
+    return rc;
+}
+
 /* The base file a step file links to sits in the step file's directory. */
 static int check_base_file(const char *path, const char *base) {
     char full[MOLT_PATH_MAX + 96];
@@ -500,21 +526,9 @@ int molt_ckpt_load(const char *path, const molt_config *c, molt_model *m, molt_a
                    long *step) {
     int rc = MOLT_OK;
     hid_t file = -1, g = -1;
-    char *fmt = NULL, *theirs = NULL, *ours = NULL, *base = NULL, *want = NULL, dpath[256];
-    long version = 0, t = 0;
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if (H5Fis_hdf5(path) <= 0) MOLT_FAIL(MOLT_ERR_INPUT, "%s: not a readable HDF5 file", path);
-    if ((file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
-        MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot open", path);
-    MOLT_TRY(molt_h5_read_attr_str(file, path, "/", "format", &fmt));
-    if (strcmp(fmt, MOLT_CKPT_FORMAT))
-        MOLT_FAIL(MOLT_ERR_INPUT, "%s: format '%s' is not %s", path, fmt, MOLT_CKPT_FORMAT);
-    MOLT_TRY(molt_h5_read_attr_long(file, path, "/", "version", &version));
-    if (version != MOLT_CKPT_VERSION)
-        MOLT_FAIL(MOLT_ERR_INPUT, "%s: format version %ld; this molt reads version %d", path,
-                  version, MOLT_CKPT_VERSION);
-    MOLT_TRY(molt_h5_read_attr_long(file, path, "/", "step", step));
-    MOLT_TRY(molt_h5_read_attr_str(file, path, "/", "config", &theirs));
+    char *theirs = NULL, *ours = NULL, *base = NULL, *want = NULL, dpath[256];
+    long t = 0;
+    MOLT_TRY(open_checked(path, &file, step, &theirs));
     if (!(ours = molt_config_to_ini(c))) MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot format the config");
     MOLT_TRY(check_config(path, theirs, ours, m->lay.rank == 0));
     if (H5Aexists(file, "base_file") > 0) { /* peft: the frozen base is linked */
@@ -540,7 +554,7 @@ int molt_ckpt_load(const char *path, const molt_config *c, molt_model *m, molt_a
 done:
     if (g >= 0) H5Gclose(g);
     if (file >= 0) H5Fclose(file);
-    free(fmt), free(theirs), free(ours), free(base), free(want);
+    free(theirs), free(ours), free(base), free(want);
     return rc;
 }
 
@@ -650,27 +664,15 @@ done:
 int molt_ckpt_examine(const char *path, FILE *out, int verify) {
     int rc = MOLT_OK;
     hid_t file = -1;
-    char *fmt = NULL, *kind = NULL, *config = NULL, *base = NULL, *base_sum = NULL;
-    long version = 0, step = 0, expected = 0;
+    char *kind = NULL, *config = NULL, *base = NULL, *base_sum = NULL;
+    long step = 0, expected = 0;
     visit_state v = {path, verify ? NULL : out, verify, 0, 0, MOLT_OK, NULL, 0};
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if (H5Fis_hdf5(path) <= 0) MOLT_FAIL(MOLT_ERR_INPUT, "%s: not a readable HDF5 file", path);
-    if ((file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
-        MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot open (truncated or damaged)", path);
-    MOLT_TRY(molt_h5_read_attr_str(file, path, "/", "format", &fmt));
-    if (strcmp(fmt, MOLT_CKPT_FORMAT))
-        MOLT_FAIL(MOLT_ERR_INPUT, "%s: format '%s' is not %s", path, fmt, MOLT_CKPT_FORMAT);
-    MOLT_TRY(molt_h5_read_attr_long(file, path, "/", "version", &version));
-    if (version != MOLT_CKPT_VERSION)
-        MOLT_FAIL(MOLT_ERR_INPUT, "%s: format version %ld; this molt reads version %d", path,
-                  version, MOLT_CKPT_VERSION);
-    MOLT_TRY(molt_h5_read_attr_long(file, path, "/", "step", &step));
-    MOLT_TRY(molt_h5_read_attr_str(file, path, "/", "config", &config));
+    MOLT_TRY(open_checked(path, &file, &step, &config));
     int is_ckpt = H5Aexists(file, "kind") > 0 &&
                   !molt_h5_read_attr_str(file, path, "/", "kind", &kind) && !strcmp(kind, "checkpoint");
     if (!verify) {
-        fprintf(out, "%s: format %s version %ld, %s, step %ld\n", path, fmt, version,
-                is_ckpt ? "training checkpoint" : "weights", step);
+        fprintf(out, "%s: format %s version %d, %s, step %ld\n", path, MOLT_CKPT_FORMAT,
+                MOLT_CKPT_VERSION, is_ckpt ? "training checkpoint" : "weights", step);
         const char *keys[] = {"tokens_seen", "world_size", "dp", "ep"};
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
             long x;
@@ -698,6 +700,6 @@ int molt_ckpt_examine(const char *path, FILE *out, int verify) {
 done:
     if (file >= 0) H5Fclose(file);
     free(v.buf);
-    free(fmt), free(kind), free(config), free(base), free(base_sum);
+    free(kind), free(config), free(base), free(base_sum);
     return rc;
 }

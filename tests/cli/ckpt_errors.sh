@@ -12,11 +12,30 @@ run "make a checkpoint" 0 "$MOLT_BIN" train "$cfg" "${moe[@]}" --set checkpoint.
   --set log.run_dir=run --set checkpoint.dir=ck
 ck=ck/run/step_00000002.h5
 [ -f "$ck" ] && [ "$(cat ck/run/latest)" = step_00000002.h5 ] || fail "checkpoint or latest missing"
+# interop: h5py (with its own Fletcher32 check) reads every adapter and moment
+"$MOLT_PYTHON" - "$ck" <<'PY' || fail "h5py could not read the checkpoint"
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    assert f.attrs["format"] == b"molt-ckpt" or f.attrs["format"] == "molt-ckpt", f.attrs["format"]
+    names = []
+    f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+    adapters = [n for n in names if n.startswith("adapters/")]
+    assert len(adapters) >= 4 and all(np.isfinite(f[n][()]).all() for n in names), names
+    assert all(f[n].fletcher32 for n in names)
+print(f"h5py read {len(names)} datasets, {len(adapters)} adapters")
+PY
 run "verify a sound checkpoint" 0 "$MOLT_BIN" ckpt verify "$ck"
 grep -q "checksums OK, every parameter and moment of its config present" out.txt || fail "verify output"
 run "inspect" 0 "$MOLT_BIN" ckpt inspect "$ck"
 grep -q "training checkpoint, step 2" out.txt && grep -q "/optim/adapters/.*expert_001/lora_B/v .*float32" out.txt \
   || { cat out.txt; fail "inspect output"; }
+
+# retention: the newest checkpoint.keep plus multiples of keep_every
+run "retention" 0 "$MOLT_BIN" train "$cfg" "${moe[@]}" --set train.steps=5 --set checkpoint.every=1 \
+  --set checkpoint.keep=2 --set checkpoint.keep_every=2 --set log.run_dir=keep --set checkpoint.dir=ck
+[ "$(cd ck/keep && ls step_*.h5 | tr '\n' ' ')" = "step_00000002.h5 step_00000004.h5 step_00000005.h5 " ] \
+  || fail "retention kept: $(ls ck/keep)"
+[ "$(cat ck/keep/latest)" = step_00000005.h5 ] || fail "latest after retention"
 
 # a flipped byte inside one dataset's chunk
 cp "$ck" flip.h5
