@@ -8,5 +8,6 @@
 int molt_cmd_train(int argc, char **argv, MPI_Comm comm);
 int molt_cmd_tokenize(int argc, char **argv, MPI_Comm comm);
 int molt_cmd_ckpt(int argc, char **argv, MPI_Comm comm);
+int molt_cmd_eval(int argc, char **argv, MPI_Comm comm);
 
 #endif

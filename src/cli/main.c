@@ -20,6 +20,8 @@ static const command commands[] = {
     {"train", "CONFIG [--set k=v ...] [--resume [PATH]]", "train a model on MPI ranks",
      molt_cmd_train},
     {"ckpt", "inspect|verify PATH", "show or check a checkpoint", molt_cmd_ckpt},
+    {"eval", "CONFIG --ckpt PATH [--tasks FILE.jsonl ...]", "score weights on multiple choice",
+     molt_cmd_eval},
     {"tokenize", "TEXT... --out SHARD.bin", "byte-tokenize UTF-8 text into an llm.c shard",
      molt_cmd_tokenize},
 };
