@@ -7,6 +7,8 @@
 
 int molt_cmd_train(int argc, char **argv, MPI_Comm comm);
 int molt_cmd_tokenize(int argc, char **argv, MPI_Comm comm);
+int molt_cmd_import(int argc, char **argv, MPI_Comm comm);
+int molt_cmd_export(int argc, char **argv, MPI_Comm comm);
 int molt_cmd_ckpt(int argc, char **argv, MPI_Comm comm);
 int molt_cmd_eval(int argc, char **argv, MPI_Comm comm);
 

@@ -24,6 +24,10 @@ static const command commands[] = {
      molt_cmd_eval},
     {"tokenize", "TEXT... --out SHARD.bin", "byte-tokenize UTF-8 text into an llm.c shard",
      molt_cmd_tokenize},
+    {"import", "SAFETENSORS_DIR --out BASE.h5", "Hugging Face safetensors -> base weights",
+     molt_cmd_import},
+    {"export", "CKPT --out DIR [--merged]", "adapters (or a merged model) -> safetensors",
+     molt_cmd_export},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

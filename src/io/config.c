@@ -846,8 +846,10 @@ static int parse_experts(const char *text, int n_layers, int *counts, const char
                       "COUNTxLAYERS, COUNT in 1 .. 4096)", src, s);
         s = end + 1;
         long nl = strtol(s, &end, 10);
-        if (end == s || (*end && *end != ',') || nl < 1)
-            MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.num_experts: bad layer count at \"%s\"", src, s);
+        /* bounded: a huge LAYERS made the loop below run ~forever (fuzz_config) */
+        if (end == s || (*end && *end != ',') || nl < 1 || nl > MOLT_MAX_LAYERS)
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.num_experts: bad layer count at \"%s\" (LAYERS "
+                      "in 1 .. %d)", src, s, MOLT_MAX_LAYERS);
         for (long i = 0; i < nl; i++, layer++)
             if (counts && layer < n_layers) counts[layer] = (int)cnt;
         s = *end ? end + 1 : end;

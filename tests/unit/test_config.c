@@ -543,6 +543,24 @@ static void test_roundtrip_exact(void) {
     fx_close(&fx);
 }
 
+/* fuzz_config found these: a LAYERS count near LONG_MAX kept validation in
+ * its per-layer loop for hours (and overflowed the layer counter). */
+static void test_fuzz_regressions(void) {
+    fixture fx;
+    fx_open(&fx);
+    molt_config c;
+    molt_config_defaults(&c);
+    const char *ini = "[model]\nmode = peft\n[lora]\ntargets = q_proj\n[moe]\nplacement = plugin\n"
+                      "num_experts = 3x1,4x1999999999999999999999,\n";
+    CU_ASSERT_EQUAL(fx_load(&fx, ini, &c), MOLT_OK);
+    CU_ASSERT_EQUAL(fx_validate(&fx, &c), MOLT_ERR_INPUT);
+    CU_ASSERT(err_has(&fx, "moe.num_experts: bad layer count at \"1999999999999999999999,\""));
+    CU_ASSERT_EQUAL(validate_with(&fx, "moe.placement=plugin", "moe.num_experts=2x1025"),
+                    MOLT_ERR_INPUT);
+    CU_ASSERT(err_has(&fx, "LAYERS in 1 .. 1024"));
+    fx_close(&fx);
+}
+
 static void test_missing_file(void) {
     fixture fx;
     fx_open(&fx);
@@ -594,6 +612,7 @@ int main(int argc, char **argv) {
                               {"error names the right line", test_error_line_number},
                               {"overlong line", test_overlong_line},
                               {"to_ini -> load_string is exact", test_roundtrip_exact},
+                              {"fuzz regressions", test_fuzz_regressions},
                               {"missing file", test_missing_file},
                               {"print_keys lists every key", test_print_keys},
                               {NULL, NULL}};
