@@ -48,6 +48,12 @@ int molt_ckpt_latest(const char *dir, char *path, size_t n);
 int molt_ckpt_load(const char *path, const molt_config *c, molt_model *m, molt_adamw *opt,
                    long *step);
 
+/* 1 when section.key decides the shape of a weight: model.* except
+ * init_from, mode and max_seq_len; lora.r, lora.targets; moe.placement,
+ * targets, num_experts, router, expert_d_ff. Weights only load under equal
+ * values (resume also keeps model.mode and max_seq_len). */
+int molt_ckpt_key_shapes_weights(const char *section, const char *key);
+
 /* `molt ckpt inspect` (verify = 0): root attributes and every dataset with
  * dtype, shape and size, to `out`. `molt ckpt verify` (verify = 1): read
  * every dataset (Fletcher32 checks each chunk) and check that every

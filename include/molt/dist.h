@@ -32,6 +32,13 @@ void molt_layout_free(molt_layout *lay);
 /* "world 4 = dp 2 x ep 2; ep groups {0,1} {2,3}; edp groups {0,2} {1,3}" */
 void molt_layout_describe(const molt_layout *lay, char *buf, size_t n);
 
+/* Every rank of comm learns the worst (largest) code of all ranks: for
+ * steps that may fail on some ranks only, before anyone goes on. */
+int molt_agree(MPI_Comm comm, int rc);
+/* A failure on one rank while peers may be inside a collective (a MoE
+ * exchange, a step): print a notice and end the whole job (no-op alone). */
+void molt_abort_job(MPI_Comm comm, int rc);
+
 static inline int molt_expert_owner(int e, int ep) {
     return e % ep;
 }

@@ -110,8 +110,15 @@ done:
 }
 
 /* Rank 0: file + arguments + validation -> resolved text (or an error). */
-static int resolve(int argc, char **argv, molt_config *c, char **text) {
+typedef struct {
+    int argc;
+    char **argv;
+} eval_argv;
+
+static int resolve(void *ctx, molt_config *c, char **text) {
     int rc = MOLT_OK;
+    const int argc = ((eval_argv *)ctx)->argc;
+    char **argv = ((eval_argv *)ctx)->argv;
     eval_args a = {0};
     molt_config_defaults(c);
     MOLT_TRY(molt_config_load(c, argv[1]));
@@ -141,20 +148,8 @@ int molt_cmd_eval(int argc, char **argv, MPI_Comm comm) {
                             "[--log-samples OUT.jsonl] (molt eval --help)\n");
         return MOLT_ERR_INPUT;
     }
-    long len = 0;
-    if (rank == 0) {
-        rc = resolve(argc, argv, &c, &text);
-        len = rc ? -rc : (long)strlen(text) + 1;
-    }
-    MOLT_MPI(MPI_Bcast(&len, 1, MPI_LONG, 0, comm));
-    if (len <= 0) {
-        rc = (int)-len;
-        goto done;
-    }
-    if (rank != 0) MOLT_ALLOC(text, len);
-    MOLT_MPI(MPI_Bcast(text, (int)len, MPI_CHAR, 0, comm));
-    molt_config_defaults(&c);
-    rc = molt_config_load_string(&c, text, "resolved config");
+    eval_argv args = {argc, argv};
+    rc = molt_cli_config(comm, resolve, &args, &c, &text);
     if (!rc) rc = parse_args(argc, argv, &a, NULL); /* checked on rank 0 already */
     int all = rc;
     MOLT_MPI(MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, comm));

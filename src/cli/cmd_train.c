@@ -30,7 +30,14 @@ static void train_help(void) {
 }
 
 /* Rank 0: file + overrides + validation -> resolved text (or an error). */
-static int resolve(int argc, char **argv, molt_config *c, char **text) {
+typedef struct {
+    int argc;
+    char **argv;
+} train_argv;
+
+static int resolve(void *ctx, molt_config *c, char **text) {
+    const int argc = ((train_argv *)ctx)->argc;
+    char **argv = ((train_argv *)ctx)->argv;
     /* --resume [PATH] is not a config matter: skipped here (see resume_arg) */
     int rc = MOLT_OK;
     molt_config_defaults(c);
@@ -82,22 +89,8 @@ int molt_cmd_train(int argc, char **argv, MPI_Comm comm) {
                             "(molt train --help)\n");
         return MOLT_ERR_INPUT;
     }
-    long len = 0;
-    if (rank == 0) {
-        rc = resolve(argc, argv, &c, &text);
-        len = rc ? -rc : (long)strlen(text) + 1;
-    }
-    MOLT_MPI(MPI_Bcast(&len, 1, MPI_LONG, 0, comm));
-    if (len <= 0) {
-        rc = (int)-len;
-        goto done;
-    }
-    if (rank != 0) MOLT_ALLOC(text, len);
-    MOLT_MPI(MPI_Bcast(text, (int)len, MPI_CHAR, 0, comm));
-    /* Every rank parses the resolved text (rank 0 too, so all hold the same
-     * struct) and all agree on the outcome before anyone goes on. */
-    molt_config_defaults(&c);
-    rc = molt_config_load_string(&c, text, "resolved config");
+    train_argv args = {argc, argv};
+    rc = molt_cli_config(comm, resolve, &args, &c, &text);
     int all = rc;
     MOLT_MPI(MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, comm));
     if ((rc = all) != MOLT_OK) goto done;

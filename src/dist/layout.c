@@ -62,3 +62,19 @@ void molt_layout_describe(const molt_layout *lay, char *buf, size_t n) {
     if (at < n) at += (size_t)snprintf(buf + at, n - at, "; edp groups");
     groups(buf, n, at, lay, 0);
 }
+
+int molt_agree(MPI_Comm comm, int rc) {
+    int all = rc;
+    if (MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS) return MOLT_ERR_INTERNAL;
+    return all;
+}
+
+void molt_abort_job(MPI_Comm comm, int rc) {
+    int world = 1;
+    MPI_Comm_size(comm, &world);
+    if (world > 1) {
+        fprintf(stderr, "molt: aborting the job (exit %d)\n", rc);
+        fflush(stderr);
+        MPI_Abort(comm, rc);
+    }
+}

@@ -406,16 +406,22 @@ int molt_ckpt_latest(const char *dir, char *path, size_t n) {
     return MOLT_OK;
 }
 
-/* Keys that shape the model or its parameters: a checkpoint only resumes
- * under the same values. Everything else may change (and is listed). */
-static int shapes_model(const char *section, const char *key) {
-    if (!strcmp(section, "model")) return strcmp(key, "init_from") != 0;
+int molt_ckpt_key_shapes_weights(const char *section, const char *key) {
+    if (!strcmp(section, "model"))
+        return strcmp(key, "init_from") && strcmp(key, "mode") && strcmp(key, "max_seq_len");
     if (!strcmp(section, "lora")) return !strcmp(key, "r") || !strcmp(key, "targets");
     if (!strcmp(section, "moe"))
         return !strcmp(key, "placement") || !strcmp(key, "targets") ||
                !strcmp(key, "num_experts") || !strcmp(key, "router") ||
                !strcmp(key, "expert_d_ff");
     return 0;
+}
+
+/* A checkpoint only resumes under the same weight shapes, the same trained
+ * set (model.mode) and sequence bound. Everything else may change (listed). */
+static int shapes_model(const char *section, const char *key) {
+    return molt_ckpt_key_shapes_weights(section, key) ||
+           (!strcmp(section, "model") && (!strcmp(key, "mode") || !strcmp(key, "max_seq_len")));
 }
 
 /* One "key = value" line of resolved INI text (molt_config_to_ini) into

@@ -14,6 +14,8 @@
 #include <time.h>
 
 #include "molt/data.h"
+#include "molt/ckpt.h"
+#include "molt/dist.h"
 #include "molt/err.h"
 #include "molt/h5io.h"
 #include "molt/train.h"
@@ -372,19 +374,11 @@ static void print_task_table(const double acc[MOLT_NTASKS], double eval_loss, in
 
 /* ---------------- the weights file's config ---------------- */
 
-/* Keys that shape the model's parameters: molt_ckpt_load's rule for resuming
- * (include/molt/ckpt.h) less model.mode and model.max_seq_len, which decide
- * what trains and how long a sequence may be, not any weight (so an imported
- * peft base can be scored with mode = full, at any length RoPE allows). */
+/* Keys that shape the model's parameters (molt_ckpt_key_shapes_weights):
+ * model.mode and max_seq_len may differ, so an imported peft base can be
+ * scored with mode = full, at any length RoPE allows. */
 static int shapes_model(const char *section, const char *key) {
-    if (!strcmp(section, "model"))
-        return strcmp(key, "init_from") && strcmp(key, "mode") && strcmp(key, "max_seq_len");
-    if (!strcmp(section, "lora")) return !strcmp(key, "r") || !strcmp(key, "targets");
-    if (!strcmp(section, "moe"))
-        return !strcmp(key, "placement") || !strcmp(key, "targets") ||
-               !strcmp(key, "num_experts") || !strcmp(key, "router") ||
-               !strcmp(key, "expert_d_ff");
-    return 0;
+    return molt_ckpt_key_shapes_weights(section, key);
 }
 
 /* Next line of resolved INI text into buf; NULL at the end. */
@@ -472,26 +466,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Every rank learns the worst code of all ranks. */
-static int agree(MPI_Comm comm, int rc) {
-    int all = rc;
-    if (MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS)
-        return MOLT_ERR_INTERNAL;
-    return all;
-}
-
-/* A failure during the forwards on one rank: its peers may be waiting in a
- * MoE exchange, so end the whole job. */
-static void abort_job(MPI_Comm comm, int rc) {
-    int world = 1;
-    MPI_Comm_size(comm, &world);
-    if (world > 1) {
-        fprintf(stderr, "molt: aborting the job (exit %d)\n", rc);
-        fflush(stderr);
-        MPI_Abort(comm, rc);
-    }
-}
-
 /* Rank 0 reads and parses each file (reporting errors once) and broadcasts
  * its text; the other ranks parse the same text, which can then fail only
  * for want of memory: that rank ends the job (its peers are in a broadcast). */
@@ -516,10 +490,10 @@ static int load_files(const molt_eval_opts *o, int Tmax, MPI_Comm comm, int rank
             goto done;
         }
         if (rank != 0 && !(text = molt_calloc_at((size_t)len + 1, 1, __FILE__, __LINE__)))
-            abort_job(comm, MOLT_ERR_INTERNAL);
+            molt_abort_job(comm, MOLT_ERR_INTERNAL);
         MOLT_MPI(MPI_Bcast(text, (int)len, MPI_CHAR, 0, comm));
         if (rank != 0 && (rc = molt_mc_parse(&files[i], o->tasks[i], text, (size_t)len, Tmax)))
-            abort_job(comm, rc);
+            molt_abort_job(comm, rc);
         free(text);
         text = NULL;
         if (rc) goto done;
@@ -534,7 +508,7 @@ static int model_with_weights(molt_model *m, const molt_config *c, int B, int T,
                               const molt_layout *lay, const char *path, MPI_Comm comm) {
     int rc = molt_model_create(m, c, B, T, lay);
     if (!rc) rc = molt_weights_load(path, m, 1);
-    return agree(comm, rc);
+    return molt_agree(comm, rc);
 }
 
 /* Sequences per forward: --batch, else the training micro-batch's tokens. */
@@ -557,10 +531,10 @@ static int run_choices(const molt_config *c, const molt_eval_opts *o, const molt
     const long S = molt_mc_count(files, o->n_tasks);
     if ((rc = model_with_weights(&m, c, B, T, lay, o->ckpt, comm))) goto done;
     if (!(sc = molt_calloc_at((size_t)S, sizeof *sc, __FILE__, __LINE__))) rc = MOLT_ERR_INTERNAL;
-    if ((rc = agree(comm, rc))) goto done;
+    if ((rc = molt_agree(comm, rc))) goto done;
     double t0 = now_s();
     rc = molt_mc_score_all(&m, files, o->n_tasks, comm, sc);
-    if (rc) abort_job(comm, rc);
+    if (rc) molt_abort_job(comm, rc);
     if (rc || lay->rank != 0) goto done;
     long dropped = 0, nex = 0;
     for (long s = 0; s < S; s++) dropped += sc[s].dropped > 0;
@@ -589,7 +563,7 @@ static int run_task_suite(const molt_config *c, const molt_eval_opts *o, const m
     const int T = c->train.seq_len, B = forward_rows(c, o, T);
     if ((rc = model_with_weights(&m, c, B, T, lay, o->ckpt, comm))) goto done;
     rc = molt_eval_tasks(&m, c, comm, acc, &loss, NULL);
-    if (rc) abort_job(comm, rc);
+    if (rc) molt_abort_job(comm, rc);
     if (!rc && lay->rank == 0) {
         print_task_table(acc, loss, c->eval.samples);
         fflush(stdout);
@@ -634,17 +608,17 @@ int molt_eval_run(const molt_config *c, const molt_eval_opts *o, MPI_Comm comm) 
     }
     MOLT_TRY(molt_layout_create(&lay, comm, c->parallel.ep));
     if (rank == 0) rc = check_weights_file(o->ckpt, c, &step);
-    if ((rc = agree(comm, rc))) goto done;
+    if ((rc = molt_agree(comm, rc))) goto done;
     MOLT_ALLOC(files, o->n_tasks);
     rc = load_files(o, c->model.max_seq_len, comm, rank, files);
-    if ((rc = agree(comm, rc))) goto done;
+    if ((rc = molt_agree(comm, rc))) goto done;
     if (rank == 0 && o->log_samples && o->n_tasks) { /* fail before the work, not after */
         snprintf(tmp, sizeof tmp, "%s.tmp", o->log_samples);
         if (!(samples = fopen(tmp, "w")))
             rc = MOLT_ERROR(MOLT_ERR_INPUT, "--log-samples: cannot create %s: %s", tmp,
                             strerror(errno));
     }
-    if ((rc = agree(comm, rc))) goto done;
+    if ((rc = molt_agree(comm, rc))) goto done;
     if (rank == 0) {
         char desc[512];
         molt_layout_describe(&lay, desc, sizeof desc);
@@ -655,7 +629,7 @@ int molt_eval_run(const molt_config *c, const molt_eval_opts *o, MPI_Comm comm) 
         fflush(stdout);
     }
     if (o->n_tasks) rc = run_choices(c, o, &lay, comm, files, samples, tmp);
-    if ((rc = agree(comm, rc))) goto done;
+    if ((rc = molt_agree(comm, rc))) goto done;
     if (samples) {
         int bad = fclose(samples) != 0;
         samples = NULL;
@@ -663,9 +637,9 @@ int molt_eval_run(const molt_config *c, const molt_eval_opts *o, MPI_Comm comm) 
             rc = MOLT_ERROR(MOLT_ERR_INTERNAL, "cannot write %s: %s", o->log_samples,
                             strerror(errno));
     }
-    if ((rc = agree(comm, rc))) goto done;
+    if ((rc = molt_agree(comm, rc))) goto done;
     if (suite) rc = run_task_suite(c, o, &lay, comm);
-    rc = agree(comm, rc);
+    rc = molt_agree(comm, rc);
 done:
     if (samples) fclose(samples);
     if (rc && tmp[0]) remove(tmp);

@@ -11,6 +11,7 @@
 #include "molt/a2a.h"
 #include "molt/ckpt.h"
 #include "molt/data.h"
+#include "molt/dist.h"
 #include "molt/err.h"
 #include "molt/h5io.h"
 #include "molt/metrics.h"
@@ -21,25 +22,6 @@ static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Every rank learns the worst code of all ranks (setup phases, where a
- * failure on one rank must stop all of them cleanly). */
-static int agree(MPI_Comm comm, int rc) {
-    int all = rc;
-    if (MPI_Allreduce(&rc, &all, 1, MPI_INT, MPI_MAX, comm) != MPI_SUCCESS) return MOLT_ERR_INTERNAL;
-    return all;
-}
-
-/* A failure inside the step loop on one rank: end the whole job now. */
-static void abort_job(MPI_Comm comm, int rc) {
-    int world = 1;
-    MPI_Comm_size(comm, &world);
-    if (world > 1) {
-        fprintf(stderr, "molt: aborting the job (exit %d)\n", rc);
-        fflush(stderr);
-        MPI_Abort(comm, rc);
-    }
 }
 
 void molt_run_dir(const molt_config *c, char *out, size_t n) {
@@ -211,7 +193,7 @@ static int trainer_setup(trainer *t, const molt_config *c, const char *config_te
     rc = molt_model_create(&t->model, c, t->micro, c->train.seq_len, &t->lay);
     if (!rc && c->model.init_from[0] && !resume)
         rc = molt_weights_load(c->model.init_from, &t->model, 0);
-    rc = agree(comm, rc);
+    rc = molt_agree(comm, rc);
     if (!rc && c->moe.dispatch == MOLT_DISPATCH_AUTO && t->lay.ep > 1 &&
         molt_model_has_moe(&t->model)) {
         double alpha = 0, beta = 0;
@@ -220,7 +202,7 @@ static int trainer_setup(trainer *t, const molt_config *c, const char *config_te
     }
     if (!rc) rc = molt_adamw_create(&t->opt, t->model.n_train);
     molt_ckpt_dir(c, t->run_dir, t->ckpt_dir, sizeof t->ckpt_dir);
-    rc = agree(comm, rc);
+    rc = molt_agree(comm, rc);
     if (!rc && resume) { /* every rank reads its own share of the same file */
         char path[MOLT_PATH_MAX + 64];
         if (resume[0]) snprintf(path, sizeof path, "%s", resume);
@@ -241,7 +223,7 @@ static int trainer_setup(trainer *t, const molt_config *c, const char *config_te
         for (int i = 0; !rc && i < t->n_micro; i++)
             rc = molt_batch_alloc(&t->mb[i], t->micro, c->train.seq_len);
     }
-    rc = agree(comm, rc);
+    rc = molt_agree(comm, rc);
     if (!rc && t->rank == 0) {
         char path[MOLT_PATH_MAX + 16];
         rc = resume ? molt_metrics_resume(&t->metrics, t->run_dir, t->start)
@@ -249,7 +231,7 @@ static int trainer_setup(trainer *t, const molt_config *c, const char *config_te
         snprintf(path, sizeof path, "%s/config.ini", t->run_dir);
         if (!rc) rc = molt_write_text(path, config_text);
     }
-    rc = agree(comm, rc);
+    rc = molt_agree(comm, rc);
 done:
     return rc;
 }
@@ -452,7 +434,7 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm,
     trainer t;
     cJSON *line = NULL;
     rc = trainer_setup(&t, c, config_text, comm, resume);
-    if (!rc) rc = agree(comm, install_signals());
+    if (!rc) rc = molt_agree(comm, install_signals());
     if (rc) goto done;
     if (t.rank == 0) {
         char lay[512];
@@ -470,7 +452,7 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm,
         double loss = 0, aux = 0, gnorm = 0, lr = 0, ts = now_s();
         memset(&t.model.times, 0, sizeof t.model.times);
         rc = train_step(&t, s, &loss, &aux, &gnorm, &lr);
-        if (rc) abort_job(comm, rc);
+        if (rc) molt_abort_job(comm, rc);
         if (rc) goto done;
         t.tsum[0] += t.model.times.route, t.tsum[1] += t.model.times.comm;
         t.tsum[2] += t.model.times.expert, t.tsum[3] += t.model.times.combine;
@@ -500,7 +482,7 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm,
             }
             if (do_eval) {
                 rc = run_eval(&t, s + 1, line, 0);
-                if (rc) abort_job(comm, rc);
+                if (rc) molt_abort_job(comm, rc);
                 if (rc) goto done;
             }
             if (t.rank == 0) {
@@ -517,7 +499,7 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm,
                 rc = molt_metrics_write(&t.metrics, line);
                 cJSON_Delete(line);
                 line = NULL;
-                if (rc) abort_job(comm, rc);
+                if (rc) molt_abort_job(comm, rc);
                 if (rc) goto done;
             }
         }
@@ -555,7 +537,7 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm,
         rc = molt_weights_save_dist(path, &t.model, config_text, steps);
         if (!rc && t.rank == 0) printf("molt: final weights -> %s\n", path);
     }
-    rc = agree(comm, rc);
+    rc = molt_agree(comm, rc);
 done:
     cJSON_Delete(line);
     trainer_free(&t);
