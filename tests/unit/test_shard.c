@@ -271,11 +271,5 @@ static int run(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    snprintf(dir, sizeof dir, "/tmp/molt_test_shard.XXXXXX");
-    if (!mkdtemp(dir)) return 1;
-    int rc = run(argc, argv);
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) rc = 1;
-    return rc;
+    return molt_run_in_scratch(argc, argv, "shard", dir, sizeof dir, run);
 }

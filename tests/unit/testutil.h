@@ -4,6 +4,7 @@
 #include <CUnit/Basic.h>
 #include <mpi.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 typedef struct {
@@ -26,4 +27,20 @@ static inline int molt_run_suite(int argc, char **argv, const char *suite,
     MPI_Finalize();
     return failed ? 1 : 0;
 }
+
+/* For suites that write files: `run` sees `dir` (n bytes) set to a fresh
+ * directory made by mkdtemp (the six X are its template, not a placeholder),
+ * which is removed afterwards. Callers define _POSIX_C_SOURCE for mkdtemp. */
+#if defined(_POSIX_C_SOURCE) && _POSIX_C_SOURCE >= 200809L
+static inline int molt_run_in_scratch(int argc, char **argv, const char *name, char *dir, size_t n,
+                                      int (*run)(int, char **)) {
+    snprintf(dir, n, "/tmp/molt_test_%s.XXXXXX", name);
+    if (!mkdtemp(dir)) return 1;
+    int rc = run(argc, argv);
+    char cmd[320];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) rc = 1;
+    return rc;
+}
+#endif
 #endif
