@@ -20,6 +20,13 @@ int molt_metrics_resume(molt_metrics *mt, const char *run_dir, long last_step);
 /* Write obj as one line and flush. Does not take ownership of obj. */
 int molt_metrics_write(molt_metrics *mt, const cJSON *obj);
 int molt_metrics_close(molt_metrics *mt);
+/* Read run_dir/metrics.jsonl into a JSON array of its lines (*out, owned by
+ * the caller). A torn last line (a killed job) is skipped; any other line
+ * that does not parse is an error naming the file and line. */
+int molt_metrics_read(const char *run_dir, cJSON **out);
+/* Parse a whole JSON file into *out (owned by the caller); errors name the
+ * file and, for bad JSON, the byte offset. */
+int molt_json_load(const char *path, cJSON **out);
 /* mkdir -p. */
 int molt_mkdirs(const char *path);
 /* Write a whole text file atomically (path.tmp, rename). */

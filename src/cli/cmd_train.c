@@ -1,11 +1,14 @@
 /* cmd_train.c — `molt train CONFIG [--set section.key=value ...]`.
  * Rank 0 reads and checks the configuration and prints errors once; every rank
  * then parses the same resolved text, so all ranks agree on the outcome. */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
+#include "molt/ckpt.h"
 #include "molt/config.h"
 #include "molt/err.h"
 #include "molt/train.h"
@@ -24,6 +27,8 @@ static void train_help(void) {
            "                            latest (checkpoint.dir/<run>/latest). Weights,\n"
            "                            optimizer, step, data order and schedule continue\n"
            "                            exactly; any dp x ep layout may load it\n"
+           "  --auto-resume             --resume if the run has a latest checkpoint, else\n"
+           "                            start afresh (batch jobs that may be requeued)\n"
            "  --help                    this text\n\n"
            "configuration keys:\n");
     molt_config_print_keys(stdout);
@@ -45,7 +50,7 @@ static int resolve(void *ctx, molt_config *c, char **text) {
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--resume")) {
             if (i + 1 < argc && argv[i + 1][0] != '-') i++;
-        } else if (!strncmp(argv[i], "--resume=", 9)) {
+        } else if (!strncmp(argv[i], "--resume=", 9) || !strcmp(argv[i], "--auto-resume")) {
         } else if (!strcmp(argv[i], "--set") && i + 1 < argc) {
             MOLT_TRY(molt_config_set(c, argv[++i]));
         } else if (!strncmp(argv[i], "--set=", 6)) {
@@ -61,15 +66,39 @@ done:
     return rc;
 }
 
-/* NULL: no --resume; "": the latest checkpoint; else the path given. */
-static const char *resume_arg(int argc, char **argv) {
+/* NULL: no --resume; "": the latest checkpoint; else the path given.
+ * --auto-resume: "" when the run's checkpoint directory has a `latest`
+ * (decided by rank 0, so every rank agrees), else NULL. */
+static int resume_arg(int argc, char **argv, const molt_config *c, MPI_Comm comm,
+                      const char **out) {
+    int rc = MOLT_OK, rank = 0, have = 0;
+    *out = NULL;
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--set")) i++;
         else if (!strcmp(argv[i], "--resume"))
-            return i + 1 < argc && argv[i + 1][0] != '-' ? argv[i + 1] : "";
-        else if (!strncmp(argv[i], "--resume=", 9)) return argv[i] + 9;
+            *out = i + 1 < argc && argv[i + 1][0] != '-' ? argv[i + 1] : "";
+        else if (!strncmp(argv[i], "--resume=", 9)) *out = argv[i] + 9;
+        else if (!strcmp(argv[i], "--auto-resume")) have = -1;
     }
-    return NULL;
+    if (have == 0) return MOLT_OK;
+    MOLT_MPI(MPI_Comm_rank(comm, &rank));
+    if (*out) /* every rank sees the same arguments; rank 0 says so */
+        return rank ? MOLT_ERR_INPUT
+                    : MOLT_ERROR(MOLT_ERR_INPUT, "molt train: --resume and --auto-resume exclude "
+                                                 "each other");
+    if (rank == 0) {
+        char run[MOLT_PATH_MAX], dir[MOLT_PATH_MAX + 8], latest[MOLT_PATH_MAX + 16];
+        molt_run_dir(c, run, sizeof run);
+        molt_ckpt_dir(c, run, dir, sizeof dir);
+        snprintf(latest, sizeof latest, "%s/latest", dir);
+        have = access(latest, F_OK) == 0;
+        printf("molt: --auto-resume: %s\n", have ? "resuming from the latest checkpoint"
+                                                 : "no checkpoint yet, starting at step 0");
+    }
+    MOLT_MPI(MPI_Bcast(&have, 1, MPI_INT, 0, comm));
+    if (have) *out = "";
+done:
+    return rc;
 }
 
 int molt_cmd_train(int argc, char **argv, MPI_Comm comm) {
@@ -99,7 +128,9 @@ int molt_cmd_train(int argc, char **argv, MPI_Comm comm) {
         printf("# molt train %s — resolved configuration\n%s\n", argv[1], text);
         fflush(stdout);
     }
-    rc = molt_train_run(&c, text, comm, resume_arg(argc, argv));
+    const char *resume = NULL;
+    if ((rc = resume_arg(argc, argv, &c, comm, &resume))) goto done;
+    rc = molt_train_run(&c, text, comm, resume);
 done:
     free(text);
     return rc;

@@ -13,6 +13,9 @@ int molt_cmd_import(int argc, char **argv, MPI_Comm comm);
 int molt_cmd_export(int argc, char **argv, MPI_Comm comm);
 int molt_cmd_ckpt(int argc, char **argv, MPI_Comm comm);
 int molt_cmd_eval(int argc, char **argv, MPI_Comm comm);
+int molt_cmd_config(int argc, char **argv, MPI_Comm comm);
+int molt_cmd_collect(int argc, char **argv, MPI_Comm comm);
+int molt_cmd_metrics(int argc, char **argv, MPI_Comm comm);
 
 /* Rank 0 resolves the configuration (file, overrides, validation: errors
  * printed once) into INI text with `resolve`; every rank then parses that

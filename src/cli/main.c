@@ -19,6 +19,8 @@ typedef struct {
 static const command commands[] = {
     {"train", "CONFIG [--set k=v ...] [--resume [PATH]]", "train a model on MPI ranks",
      molt_cmd_train},
+    {"config", "CONFIG [--set k=v ...] [--get KEY ...]", "print a resolved, checked config",
+     molt_cmd_config},
     {"ckpt", "inspect|verify PATH", "show or check a checkpoint", molt_cmd_ckpt},
     {"eval", "CONFIG --ckpt PATH [--tasks FILE.jsonl ...]", "score weights on multiple choice",
      molt_cmd_eval},
@@ -28,6 +30,10 @@ static const command commands[] = {
      molt_cmd_import},
     {"export", "CKPT --out DIR [--merged]", "adapters (or a merged model) -> safetensors",
      molt_cmd_export},
+    {"collect", "SWEEP_DIR [--seed-key KEY]", "a sweep's results table (mean ± std)",
+     molt_cmd_collect},
+    {"metrics", "RUN_DIR loss|sites|load N|routing", "a run's logs as columns for plots",
+     molt_cmd_metrics},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -89,6 +89,60 @@ int molt_metrics_close(molt_metrics *mt) {
     return rc;
 }
 
+int molt_metrics_read(const char *run_dir, cJSON **out) {
+    int rc = MOLT_OK;
+    char path[MOLT_PATH_MAX + 32], *line = NULL;
+    size_t cap = 0;
+    long lineno = 0, bad_line = 0;
+    FILE *f = NULL;
+    *out = NULL;
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    if (!(f = fopen(path, "r")))
+        MOLT_FAIL(MOLT_ERR_INPUT, "cannot open %s: %s", path, strerror(errno));
+    if (!(*out = cJSON_CreateArray()))
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "out of memory reading %s", path);
+    while (getline(&line, &cap, f) > 0) {
+        lineno++;
+        if (bad_line) /* only the last line may be torn */
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s:%ld: not a JSON object", path, bad_line);
+        cJSON *o = cJSON_Parse(line);
+        if (!cJSON_IsObject(o)) {
+            cJSON_Delete(o);
+            bad_line = lineno;
+            continue;
+        }
+        cJSON_AddItemToArray(*out, o);
+    }
+    if (ferror(f)) MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot read %s: %s", path, strerror(errno));
+done:
+    free(line);
+    if (f) fclose(f);
+    if (rc) cJSON_Delete(*out), *out = NULL;
+    return rc;
+}
+
+int molt_json_load(const char *path, cJSON **out) {
+    int rc = MOLT_OK;
+    char *text = NULL;
+    FILE *f = NULL;
+    *out = NULL;
+    if (!(f = fopen(path, "rb")))
+        MOLT_FAIL(MOLT_ERR_INPUT, "cannot open %s: %s", path, strerror(errno));
+    if (fseek(f, 0, SEEK_END) != 0) MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot seek %s", path);
+    long n = ftell(f);
+    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot size %s", path);
+    MOLT_ALLOC(text, n + 1);
+    if ((long)fread(text, 1, (size_t)n, f) != n)
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot read %s: %s", path, strerror(errno));
+    const char *end = NULL;
+    if (!(*out = cJSON_ParseWithOpts(text, &end, 0)))
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: bad JSON at byte %ld", path, end ? (long)(end - text) : 0L);
+done:
+    free(text);
+    if (f) fclose(f);
+    return rc;
+}
+
 int molt_write_text(const char *path, const char *text) {
     char tmp[MOLT_PATH_MAX + 40];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);

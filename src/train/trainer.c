@@ -135,6 +135,8 @@ typedef struct {
     molt_metrics metrics;
     molt_layout lay;
     long start;                      /* first step to run (a resumed checkpoint's step) */
+    unsigned long long n_train_all;  /* trainable parameters of the whole model, all ranks */
+    unsigned long long n_frozen_all; /* frozen ones (replicated on every rank) */
     char ckpt_dir[MOLT_PATH_MAX + 8];
     double tsum[7]; /* per log window: route, a2a, expert, combine, reduce, other, step */
     char run_dir[MOLT_PATH_MAX];
@@ -201,6 +203,15 @@ static int trainer_setup(trainer *t, const molt_config *c, const char *config_te
         if (!rc) rc = molt_moe_auto_dispatch(&t->model, alpha, beta, t->rank == 0 ? stdout : NULL);
     }
     if (!rc) rc = molt_adamw_create(&t->opt, t->model.n_train);
+    rc = molt_agree(comm, rc);
+    if (!rc) { /* dense trainables are replicated; experts are split over ep_comm */
+        unsigned long long mine = t->model.n_train - t->model.n_dense;
+        if (t->lay.ep > 1)
+            MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, &mine, 1, MPI_UNSIGNED_LONG_LONG, MPI_SUM,
+                                   t->lay.ep_comm));
+        t->n_train_all = t->model.n_dense + mine;
+        t->n_frozen_all = t->model.n_frozen;
+    }
     molt_ckpt_dir(c, t->run_dir, t->ckpt_dir, sizeof t->ckpt_dir);
     rc = molt_agree(comm, rc);
     if (!rc && resume) { /* every rank reads its own share of the same file */
@@ -385,6 +396,8 @@ static int run_eval(trainer *t, long step, cJSON *line, int final) {
         char path[MOLT_PATH_MAX + 16], *s = NULL;
         cJSON *root = cJSON_CreateObject();
         cJSON_AddNumberToObject(root, "step", (double)step);
+        cJSON_AddNumberToObject(root, "trainable", (double)t->n_train_all);
+        cJSON_AddNumberToObject(root, "frozen", (double)t->n_frozen_all);
         cJSON_AddItemToObject(root, "tasks", line ? cJSON_Duplicate(e, 1) : e);
         s = cJSON_Print(root);
         snprintf(path, sizeof path, "%s/eval.json", t->run_dir);
@@ -439,9 +452,9 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm,
     if (t.rank == 0) {
         char lay[512];
         molt_layout_describe(&t.lay, lay, sizeof lay);
-        printf("molt: %d rank(s) x %d micro-batch(es) of %d, %zu trainable / %zu frozen "
-               "parameters on rank 0, run dir %s\nmolt: layout %s\n",
-               t.world, t.n_micro, t.micro, t.model.n_train, t.model.n_frozen, t.run_dir, lay);
+        printf("molt: %d rank(s) x %d micro-batch(es) of %d, %llu trainable / %llu frozen "
+               "parameters, run dir %s\nmolt: layout %s\n",
+               t.world, t.n_micro, t.micro, t.n_train_all, t.n_frozen_all, t.run_dir, lay);
         fflush(stdout);
     }
     const long steps = c->train.steps;
