@@ -15,7 +15,9 @@ typedef enum {
     MOLT_RNG_DATA = 3,    /* a = split (train/eval), b = global sample index */
     MOLT_RNG_SHUFFLE = 4, /* a = epoch */
     MOLT_RNG_TEST = 5,    /* tests only */
-    MOLT_RNG_JITTER = 6   /* router jitter: a = step, b = global sample index, c = layer */
+    MOLT_RNG_JITTER = 6,  /* router jitter: a = step, b = global sample index, c = layer */
+    MOLT_RNG_KMEANS = 7,  /* balanced k-means seeding: a = 0, b = rows, c = clusters */
+    MOLT_RNG_FACTOR = 8   /* molt factorize's random neuron permutation: a = layer */
 } molt_rng_purpose;
 
 typedef struct {
