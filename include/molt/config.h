@@ -79,6 +79,11 @@ typedef struct {
         int ep, a2a_chunks;
     } parallel;
     struct {
+        int method;       /* molt_factor_method (factorize.h) */
+        int svd_rank;     /* cluster: neuron embedding width; 0 = min(64, 2 d_model, d_ff) */
+        int kmeans_iters; /* cluster: balanced k-means rounds */
+    } factor;
+    struct {
         char dir[MOLT_PATH_MAX];
         int every, keep, keep_every;
     } checkpoint;

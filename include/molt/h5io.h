@@ -61,7 +61,8 @@ int molt_weights_save(const char *path, const molt_model *m, const char *config_
 int molt_weights_save_dist(const char *path, const molt_model *m, const char *config_text,
                            long step);
 /* Load every base weight (/base/...) of the model from `path` (a base file or
- * a checkpoint). Adapters in the file are loaded too when `adapters` is set. */
+ * a checkpoint), and full FFN experts (/experts/...) when the file has them.
+ * Adapters and routers in the file are loaded too when `adapters` is set. */
 int molt_weights_load(const char *path, molt_model *m, int adapters);
 
 #endif

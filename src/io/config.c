@@ -46,6 +46,7 @@ static const char *const placement_names[] = {"none", "plugin", "fused_mlp", "ff
 static const char *const aux_names[] = {"balance", "dynmole", "zloss"};
 static const char *const aux_reduce_names[] = {"sum", "mean"};
 static const char *const dispatch_names[] = {"alltoall", "replicate", "auto"};
+static const char *const factor_method_names[] = {"contiguous", "random", "cluster"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 _Static_assert(COUNT(mode_names) == MOLT_MODE_PEFT + 1, "mode_names follows molt_mode");
@@ -192,6 +193,14 @@ static const key_spec KEYS[] = {
      "expert-parallel group size, in ranks"},
     {"parallel", "a2a_chunks", T_INT, AT(parallel.a2a_chunks), "1", CLOSED(1, 64), NONE,
      "chunks per all-to-all exchange"},
+
+    {"factor", "method", T_ENUM, AT(factor.method), "contiguous", ANY, NAMES(factor_method_names),
+     "molt factorize: neurons per expert: contiguous (the reference), random (seeded "
+     "permutation), cluster (SVD embedding + balanced k-means)"},
+    {"factor", "svd_rank", T_INT, AT(factor.svd_rank), "0", CLOSED(0, 65536), NONE,
+     "cluster: width of the neuron embedding (0 = min(64, 2 d_model, d_ff))"},
+    {"factor", "kmeans_iters", T_INT, AT(factor.kmeans_iters), "20", CLOSED(1, 10000), NONE,
+     "cluster: balanced k-means rounds"},
 
     {"checkpoint", "dir", T_STRING, AT(checkpoint.dir), "checkpoints", ANY, NONE,
      "checkpoint directory"},

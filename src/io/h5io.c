@@ -325,7 +325,10 @@ int molt_weights_load(const char *path, molt_model *m, int adapters) {
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot open", path);
     for (int i = 0; i < m->n_params; i++) {
         molt_param *p = &m->params[i];
-        if (p->kind != MOLT_PARAM_BASE && !adapters) continue;
+        /* full FFN experts (experts/...) are the model's FFN weights, like the
+         * base: loaded whenever the file has them (molt factorize's output) */
+        int ffn_expert = !strncmp(p->path, "experts/", 8);
+        if (p->kind != MOLT_PARAM_BASE && !ffn_expert && !adapters) continue;
         snprintf(dpath, sizeof dpath, "/%s", p->path);
         if (p->kind != MOLT_PARAM_BASE) { /* skip a whole group the file does not have */
             char top[64];

@@ -20,7 +20,7 @@ expect "syntax error" 2 "syntax.ini:$((nbase + 2)): syntax error" \
 
 conf section.ini '[trian]' 'lr = 0.01'
 expect "unknown section" 2 "section.ini:$((nbase + 1)): [trian]: unknown section" \
-  "(allowed: model, lora, moe, train, data, parallel, checkpoint, eval, log)" \
+  "(allowed: model, lora, moe, train, data, parallel, factor, checkpoint, eval, log)" \
   -- "$MOLT_BIN" train section.ini
 
 conf key.ini '[train]' 'learning_rate = 0.01'

@@ -207,7 +207,7 @@ static void test_unknown_section_and_key(void) {
     CU_ASSERT_EQUAL(fx_load(&fx, "[train]\nlr = 0.1\n\n[trian]\n", NULL), MOLT_ERR_INPUT);
     CU_ASSERT(err_at(&fx, 4,
                      "[trian]: unknown section (allowed: model, lora, moe, train, data, "
-                     "parallel, checkpoint, eval, log)"));
+                     "parallel, factor, checkpoint, eval, log)"));
     CU_ASSERT_EQUAL(fx_load(&fx, "[train]\nsteps = 5\nlrr = 0.1\n", NULL), MOLT_ERR_INPUT);
     CU_ASSERT(err_at(&fx, 3, "train.lrr: unknown key (allowed in [train]: steps, batch_size,"));
     CU_ASSERT(err_has(&fx, "grad_clip, seed)"));
