@@ -24,7 +24,7 @@ typedef enum {
     MOLT_PLACE_FUSED_MLP, /* one router per FFN; expert = FFN with LoRA-adapted gate/up/down */
     MOLT_PLACE_FFN        /* experts are full SwiGLU FFNs with their own weights */
 } molt_placement;
-typedef enum { MOLT_AUX_BALANCE = 0, MOLT_AUX_DYNMOLE, MOLT_AUX_ZLOSS, MOLT_NAUX } molt_aux_kind;
+typedef enum { MOLT_AUX_BALANCE = 0, MOLT_AUX_DYNMOLE, MOLT_AUX_ZLOSS, MOLT_AUX_PA, MOLT_NAUX } molt_aux_kind;
 typedef enum { MOLT_AUX_SUM = 0, MOLT_AUX_MEAN = 1 } molt_aux_reduce;
 typedef enum { MOLT_DISPATCH_ALLTOALL = 0, MOLT_DISPATCH_REPLICATE, MOLT_DISPATCH_AUTO } molt_dispatch;
 /* The most layers a per-layer expert list may describe. */
@@ -63,6 +63,7 @@ typedef struct {
         double entropy_threshold, entropy_q, jitter, capacity_factor;
         unsigned aux;       /* bitmask over molt_aux_kind */
         double balance_coef, dynmole_coef, dynmole_balance_coef, zloss_coef;
+        double pa_coef, pa_balance_coef; /* FactorLLM: PA loss and its balance term */
     } moe;
     struct {
         int steps, batch_size, micro_batch, seq_len, warmup, schedule;

@@ -89,6 +89,7 @@ void molt_router_backward(const molt_router_cfg *c, const float *p, const float 
 typedef struct {
     double *count, *psum, *wsum; /* [N] each, caller-owned */
     double ent_sum, zsum, tokens, selections;
+    double pa_sum, pabal_sum; /* pa: sum_t KL_t; sum_t sum_i mask_ti p_ti / N (moe_block.c) */
 } molt_router_stats;
 void molt_router_stats_add(molt_router_stats *s, const molt_router_cfg *c, const float *z,
                            const float *p, const float *w, const uint8_t *sel, int T);
@@ -101,13 +102,17 @@ void molt_router_stats_add(molt_router_stats *s, const molt_router_cfg *c, const
  *   dynmole: coef_ent * mean_t H_q(p_t) + coef_bal * N * sum_i f_i P_i with
  *            f_i = wsum_i / tokens (soft)
  *   zloss:   coef * mean_t logsumexp(z_t)^2
+ *   pa:      pa_coef * pa_sum / tokens + pa_balance_coef * pabal_sum / tokens
+ *            (FactorLLM; its gradient is molt_pa_loss's, in moe_block.c)
  * Returned values are the loss contributions of this layer. */
 typedef struct {
-    double balance, dynmole, zloss;
+    double balance, dynmole, zloss, pa;
 } molt_aux_values;
 typedef struct {
-    int balance, dynmole, zloss;    /* which are on */
+    int balance, dynmole, zloss; /* which are on */
     double balance_coef, dynmole_entropy_coef, dynmole_balance_coef, zloss_coef;
+    int pa; /* FactorLLM (include/molt/pa.h; its gradient is applied in moe_block.c) */
+    double pa_coef, pa_balance_coef;
 } molt_aux_cfg;
 molt_aux_values molt_aux_loss(const molt_aux_cfg *a, const molt_router_cfg *c,
                               const molt_router_stats *g);

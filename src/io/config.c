@@ -43,7 +43,7 @@ static const char *const schedule_names[] = {"cosine", "linear", "constant"};
 static const char *const source_names[] = {"tasks", "shards", "text"};
 static const char *const lora_init_names[] = {"kaiming"};
 static const char *const placement_names[] = {"none", "plugin", "fused_mlp", "ffn"};
-static const char *const aux_names[] = {"balance", "dynmole", "zloss"};
+static const char *const aux_names[] = {"balance", "dynmole", "zloss", "pa"};
 static const char *const aux_reduce_names[] = {"sum", "mean"};
 static const char *const dispatch_names[] = {"alltoall", "replicate", "auto"};
 static const char *const factor_method_names[] = {"contiguous", "random", "cluster"};
@@ -147,6 +147,10 @@ static const key_spec KEYS[] = {
     {"moe", "dynmole_balance_coef", T_DOUBLE, AT(moe.dynmole_balance_coef), "0.001", CLOSED(0, 1e6), NONE,
      "dynmole aux: coefficient of its soft balance term"},
     {"moe", "zloss_coef", T_DOUBLE, AT(moe.zloss_coef), "1e-3", CLOSED(0, 1e6), NONE, "coefficient of zloss"},
+    {"moe", "pa_coef", T_DOUBLE, AT(moe.pa_coef), "0.05", CLOSED(0, 1e6), NONE,
+     "pa (FactorLLM): coefficient of the Prior-Approximate KL"},
+    {"moe", "pa_balance_coef", T_DOUBLE, AT(moe.pa_balance_coef), "0.01", CLOSED(0, 1e6), NONE,
+     "pa (FactorLLM): coefficient of its balance term mean(topk_mask * softmax(z))"},
     {"moe", "aux_reduce", T_ENUM, AT(moe.aux_reduce), "sum", ANY, NAMES(aux_reduce_names),
      "router losses of all layers: sum or mean"},
     {"moe", "dispatch", T_ENUM, AT(moe.dispatch), "alltoall", ANY, NAMES(dispatch_names),
@@ -911,6 +915,12 @@ static int validate_moe(const molt_config *c, const char *src) {
     if ((c->moe.aux & (1u << MOLT_AUX_DYNMOLE)) && c->moe.router != MOLT_ROUTER_DYNMOLE)
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.aux = dynmole is the loss of moe.router = dynmole, "
                   "not %s", src, molt_router_names[c->moe.router]);
+    if ((c->moe.aux & (1u << MOLT_AUX_PA)) && c->moe.placement != MOLT_PLACE_FFN)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.aux = pa compares full FFN experts with the dense FFN "
+                  "they came from: it needs moe.placement = ffn", src);
+    if ((c->moe.aux & (1u << MOLT_AUX_PA)) && c->parallel.ep != 1)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.aux = pa runs every expert on every token of its rank: "
+                  "it needs parallel.ep = 1 (the experts replicated)", src);
 done:
     return rc;
 }

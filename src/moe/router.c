@@ -359,7 +359,7 @@ static double dynmole_f(const molt_router_stats *g, int i) {
 
 molt_aux_values molt_aux_loss(const molt_aux_cfg *a, const molt_router_cfg *c,
                               const molt_router_stats *g) {
-    molt_aux_values v = {0, 0, 0};
+    molt_aux_values v = {0, 0, 0, 0};
     if (!(g->tokens > 0)) return v;
     const int N = c->N;
     const double Tg = g->tokens;
@@ -376,6 +376,7 @@ molt_aux_values molt_aux_loss(const molt_aux_cfg *a, const molt_router_cfg *c,
         v.dynmole = a->dynmole_entropy_coef * (g->ent_sum / Tg) + a->dynmole_balance_coef * N * s;
     }
     if (a->zloss) v.zloss = a->zloss_coef * g->zsum / Tg;
+    if (a->pa) v.pa = (a->pa_coef * g->pa_sum + a->pa_balance_coef * g->pabal_sum) / Tg;
     return v;
 }
 

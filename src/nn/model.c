@@ -69,10 +69,13 @@ int molt_dims_from_config(molt_dims *d, const molt_config *c) {
     d->aux = (molt_aux_cfg){.balance = !!(c->moe.aux & (1u << MOLT_AUX_BALANCE)),
                             .dynmole = !!(c->moe.aux & (1u << MOLT_AUX_DYNMOLE)),
                             .zloss = !!(c->moe.aux & (1u << MOLT_AUX_ZLOSS)),
+                            .pa = !!(c->moe.aux & (1u << MOLT_AUX_PA)),
                             .balance_coef = c->moe.balance_coef,
                             .dynmole_entropy_coef = c->moe.dynmole_coef,
                             .dynmole_balance_coef = c->moe.dynmole_balance_coef,
-                            .zloss_coef = c->moe.zloss_coef};
+                            .zloss_coef = c->moe.zloss_coef,
+                            .pa_coef = c->moe.pa_coef,
+                            .pa_balance_coef = c->moe.pa_balance_coef};
     d->aux_mean = c->moe.aux_reduce == MOLT_AUX_MEAN;
     d->ep = 1, d->ep_rank = 0; /* molt_model_create sets the layout's */
     d->dispatch = c->moe.dispatch;
@@ -647,8 +650,9 @@ int molt_model_has_moe(const molt_model *m) {
 }
 
 static void stats_zero(molt_router_stats *st, int N) {
-    memset(st->count, 0, sizeof(double) * (3 * (size_t)N + 8));
+    memset(st->count, 0, sizeof(double) * (3 * (size_t)N + MOLT_SITE_NSTATS));
     st->ent_sum = st->zsum = st->tokens = st->selections = 0;
+    st->pa_sum = st->pabal_sum = 0;
 }
 
 void molt_moe_stats_reset(molt_model *m) {
@@ -658,7 +662,8 @@ void molt_moe_stats_reset(molt_model *m) {
 
 /* Stats travel as one double vector per site: count|psum|wsum [3N], then
  * soft fallbacks [3N], ent_sum, zsum, tokens, selections [3N+1..4], tokens
- * without an expert [3N+5], (token, expert) pairs cut by capacity [3N+6]. */
+ * without an expert [3N+5], (token, expert) pairs cut by capacity [3N+6],
+ * the pa sums [3N+7..8]. */
 int molt_moe_stats_reduce(molt_model *m, MPI_Comm comm) {
     int rc = MOLT_OK, world = 1;
     MOLT_MPI(MPI_Comm_size(comm, &world));
@@ -669,13 +674,15 @@ int molt_moe_stats_reduce(molt_model *m, MPI_Comm comm) {
         double *v = s->lsum;
         v[3 * N + 1] = s->local.ent_sum, v[3 * N + 2] = s->local.zsum;
         v[3 * N + 3] = s->local.tokens, v[3 * N + 4] = s->local.selections;
+        v[3 * N + 7] = s->local.pa_sum, v[3 * N + 8] = s->local.pabal_sum;
         if (world > 1)
-            MOLT_MPI(MPI_Allreduce(v, s->gsum, 3 * N + 8, MPI_DOUBLE, MPI_SUM, comm));
+            MOLT_MPI(MPI_Allreduce(v, s->gsum, 3 * N + MOLT_SITE_NSTATS, MPI_DOUBLE, MPI_SUM, comm));
         else
-            memcpy(s->gsum, v, sizeof(double) * (3 * (size_t)N + 8));
+            memcpy(s->gsum, v, sizeof(double) * (3 * (size_t)N + MOLT_SITE_NSTATS));
         double *gv = s->gsum;
         s->global.ent_sum = gv[3 * N + 1], s->global.zsum = gv[3 * N + 2];
         s->global.tokens = gv[3 * N + 3], s->global.selections = gv[3 * N + 4];
+        s->global.pa_sum = gv[3 * N + 7], s->global.pabal_sum = gv[3 * N + 8];
     }
 done:
     return rc;
@@ -688,7 +695,7 @@ double molt_moe_aux_loss(const molt_model *m) {
         const molt_moe_site *s = m->sites[i];
         if (!s) continue;
         molt_aux_values v = molt_aux_loss(&m->dims.aux, &s->rc, &s->global);
-        total += v.balance + v.dynmole + v.zloss;
+        total += v.balance + v.dynmole + v.zloss + v.pa;
         n++;
     }
     return m->dims.aux_mean && n ? total / n : total;

@@ -20,6 +20,10 @@ struct molt_acts {
     float *dres, *dA, *dB, *dq, *dk, *dv, *dgate, *dup, *du, *dS, *drop;
 };
 
+/* Scalars after a site's [3N] per-expert stats: soft, ent, z, tokens,
+ * selections, dropped, capacity cut, pa KL sum, pa balance sum, spare. */
+enum { MOLT_SITE_NSTATS = 10 };
+
 /* How a site's experts meet their tokens (DESIGN §5). */
 enum { MOLT_SITE_LOCAL = 0, MOLT_SITE_ALLTOALL = 1, MOLT_SITE_REPLICATE = 2 };
 
@@ -61,7 +65,10 @@ typedef struct molt_moe_site {
     void *rsort;                      /* router sort scratch */
     int fault;                        /* test builds: fail in the next training forward */
     int force_e;                      /* test builds: route every token to this expert (-1: off) */
-    double *lsum, *gsum;              /* local and global stats: count|psum|wsum [3N] + 8 */
+    double *lsum, *gsum;              /* local and global stats: count|psum|wsum [3N] + NSTATS */
+    float *ell;                       /* pa: [T,N] errors of every expert against the teacher */
+    float *paG, *paU, *paY, *paT;     /* pa: one expert on all tokens [T,dff] x2, [T,d] x2 */
+    double *pa_scr;                   /* pa: [2N] */
     molt_router_stats local, global;
 } molt_moe_site;
 

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "molt/err.h"
+#include "molt/pa.h"
 #include "molt/nn.h"
 #include "molt/rng.h"
 #include "nn/model_internal.h"
@@ -206,10 +207,18 @@ int molt_moe_site_create(molt_moe_site **out, molt_model *m, int layer, int slot
         s->cap_all = molt_calloc_at((size_t)cap * m->lay.size, 16, __FILE__, __LINE__);
         if (!s->cap_loc || !s->cap_all) MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: capacity buffers", s->name);
     }
-    MOLT_ALLOC(s->lsum, 3 * N + 8);
-    MOLT_ALLOC(s->gsum, 3 * N + 8);
-    s->local = (molt_router_stats){s->lsum, s->lsum + N, s->lsum + 2 * N, 0, 0, 0, 0};
-    s->global = (molt_router_stats){s->gsum, s->gsum + N, s->gsum + 2 * N, 0, 0, 0, 0};
+    MOLT_ALLOC(s->lsum, 3 * N + MOLT_SITE_NSTATS);
+    MOLT_ALLOC(s->gsum, 3 * N + MOLT_SITE_NSTATS);
+    s->local = (molt_router_stats){s->lsum, s->lsum + N, s->lsum + 2 * N, 0, 0, 0, 0, 0, 0};
+    s->global = (molt_router_stats){s->gsum, s->gsum + N, s->gsum + 2 * N, 0, 0, 0, 0, 0, 0};
+    if (d->aux.pa) { /* every expert on every token: the dense FFN's cost, once */
+        MOLT_ALLOC(s->ell, (long)T_cap * N);
+        MOLT_ALLOC(s->paG, (long)T_cap * s->dff);
+        MOLT_ALLOC(s->paU, (long)T_cap * s->dff);
+        MOLT_ALLOC(s->paY, (long)N * T_cap * s->out); /* every expert's output */
+        MOLT_ALLOC(s->paT, (long)T_cap * s->out);
+        MOLT_ALLOC(s->pa_scr, 2 * N);
+    }
     MOLT_TRY(molt_moe_site_set_mode(m, s, d->dispatch == MOLT_DISPATCH_REPLICATE
                                               ? MOLT_SITE_REPLICATE
                                               : MOLT_SITE_ALLTOALL));
@@ -242,6 +251,7 @@ void molt_moe_site_free(molt_moe_site *s) {
                      s->dp, s->dz, s->dzx, s->xs, s->ys, s->gy, s->dxs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->sel), free(s->soft), free(s->keep), free(s->rsort), free(s->lsum), free(s->gsum);
+    free(s->ell), free(s->paG), free(s->paU), free(s->paY), free(s->paT), free(s->pa_scr);
     free(s->rep_cnt), free(s->rep_dsp), free(s->rep_first);
     free(s->cap_loc), free(s->cap_all), free(s->cap_cnt), free(s->cap_dsp);
     free(s);
@@ -400,6 +410,45 @@ done:
     return rc;
 }
 
+/* FactorLLM's PA loss (include/molt/pa.h): every expert E_e on every token
+ * (ep = 1: all experts are local; together they cost one dense FFN), the
+ * teacher T = sum_e E_e (the dense FFN the experts were sliced from, while
+ * they are frozen), ell[t,e] = mean_d (E_e(x_t) - T(x_t) k/N)^2. Adds this
+ * micro-batch's KL and balance sums to the local stats; the gradient comes
+ * in router_backward with the global token count. */
+static void pa_forward(molt_model *m, molt_moe_site *s, const float *x, int Ntok) {
+    const int D = s->out, F = s->dff, N = s->N;
+    const int k = s->rc.top_k < 1 ? 1 : s->rc.top_k > N ? N : s->rc.top_k;
+    const long TD = (long)Ntok * D;
+    double t0 = now_s();
+    memset(s->paT, 0, sizeof(float) * (size_t)TD);
+    for (int e = 0; e < N; e++) {
+        float *Y = s->paY + (long)e * s->T_cap * D;
+        mm_nt(s->paG, x, ten_w(s, 0, e), Ntok, D, F, 1.0f, 0.0f);
+        mm_nt(s->paU, x, ten_w(s, 1, e), Ntok, D, F, 1.0f, 0.0f);
+        swiglu_forward(s->paG, s->paG, s->paU, (long)Ntok * F);
+        mm_nt(Y, s->paG, ten_w(s, 2, e), Ntok, F, D, 1.0f, 0.0f);
+        for (long i = 0; i < TD; i++) s->paT[i] += Y[i];
+    }
+    const float c = (float)k / (float)N;
+    for (int e = 0; e < N; e++) {
+        const float *Y = s->paY + (long)e * s->T_cap * D;
+        for (int t = 0; t < Ntok; t++) {
+            double acc = 0;
+            for (int j = 0; j < D; j++) {
+                double r = (double)Y[(long)t * D + j] - (double)c * s->paT[(long)t * D + j];
+                acc += r * r;
+            }
+            s->ell[(long)t * N + e] = (float)(acc / D);
+        }
+    }
+    /* the sums only (unit coefficients, no normaliser); dzx is scratch here */
+    molt_pa_cfg pc = {1.0, 1.0, k};
+    molt_pa_values v = molt_pa_loss(&pc, s->z, s->ell, s->sel, Ntok, N, 1.0, s->pa_scr, s->dzx);
+    s->local.pa_sum += v.pa, s->local.pabal_sum += v.balance;
+    m->times.expert += now_s() - t0;
+}
+
 /* z = xr W_r^T (+ b); the switch router sees the input with multiplicative
  * jitter U[1-eps, 1+eps] in training, keyed by (step, global sample, layer, slot). */
 static const float *router_forward(molt_model *m, molt_moe_site *s, const float *x, int Ntok,
@@ -439,6 +488,7 @@ static const float *router_forward(molt_model *m, molt_moe_site *s, const float 
         memset(s->sel, 0, (size_t)Ntok * s->N);
     }
     molt_router_stats_add(&s->local, &s->rc, s->z, s->p, s->w, s->sel, Ntok);
+    if (training && d->aux.pa && s->ell) pa_forward(m, s, x, Ntok);
     const uint8_t *planned = s->sel;
     if (training && d->capacity_factor > 0) {
         int rc = capacity_cut(m, s, Ntok);
@@ -466,7 +516,7 @@ static void router_backward(molt_model *m, molt_moe_site *s, float *dx, const fl
     const long TN = (long)Ntok * s->N;
     memset(s->dp, 0, sizeof(float) * TN);
     memset(s->dzx, 0, sizeof(float) * TN);
-    if (d->aux.balance || d->aux.dynmole || d->aux.zloss) {
+    if (d->aux.balance || d->aux.dynmole || d->aux.zloss || d->aux.pa) {
         if (s->global.tokens <= 0 && Ntok > 0) { /* a caller skipped molt_moe_stats_reduce */
             m->failed = MOLT_ERROR(MOLT_ERR_INTERNAL,
                                    "%s: auxiliary-loss gradient without global router statistics",
@@ -480,6 +530,12 @@ static void router_backward(molt_model *m, molt_moe_site *s, float *dx, const fl
         }
         molt_aux_backward(&a, &s->rc, &s->global, s->z, s->p, s->w, s->sel, Ntok, s->dp,
                           s->dzx);
+    }
+    if (d->aux.pa && s->ell && s->global.tokens > 0) { /* FactorLLM: on z directly */
+        const int k = s->rc.top_k < 1 ? 1 : s->rc.top_k > s->N ? s->N : s->rc.top_k;
+        const double div = d->aux_mean ? n_sites : 1;
+        molt_pa_cfg pc = {d->aux.pa_coef / div, d->aux.pa_balance_coef / div, k};
+        molt_pa_loss(&pc, s->z, s->ell, s->sel, Ntok, s->N, s->global.tokens, s->pa_scr, s->dzx);
     }
     molt_router_backward(&s->rc, s->p, s->w, s->sel, s->dw, s->dp, Ntok, s->dz);
     for (long i = 0; i < TN; i++) s->dz[i] += s->dzx[i];

@@ -258,7 +258,7 @@ static int train_step(trainer *t, long s, double *loss, double *aux, double *gno
     molt_model *m = &t->model;
     const int moe = molt_model_has_moe(m);
     const molt_dims *d = &m->dims;
-    const int has_aux = moe && (d->aux.balance || d->aux.dynmole || d->aux.zloss);
+    const int has_aux = moe && (d->aux.balance || d->aux.dynmole || d->aux.zloss || d->aux.pa);
     const int prepass = has_aux && (t->world > 1 || t->n_micro > 1);
     uint64_t first = (uint64_t)s * c->train.batch_size + (uint64_t)t->rank * t->local;
     long cnt[1] = {0};

@@ -116,7 +116,7 @@ static const router_set ROUTERS[] = {
     {"factor", {MOLT_ROUTER_FACTOR, 0, 2, 0, 0, 0, 1.1f, 0}},
 };
 
-static const molt_aux_cfg AUX_ALL = {1, 1, 1, 0.5, 0.3, 0.2, 0.1};
+static const molt_aux_cfg AUX_ALL = {1, 1, 1, 0.5, 0.3, 0.2, 0.1, 0, 0, 0};
 
 /* Buffers of one case, [T,N] unless noted. */
 typedef struct {
@@ -155,7 +155,7 @@ static molt_router_stats global_stats(const molt_router_cfg *c, const case_bufs 
                                       int split) {
     const int N = c->N;
     memset(b->stats, 0, sizeof(double) * 3 * N);
-    molt_router_stats s = {b->stats, b->stats + N, b->stats + 2 * N, 0, 0, 0, 0};
+    molt_router_stats s = {b->stats, b->stats + N, b->stats + 2 * N, 0, 0, 0, 0, 0, 0};
     size_t o = (size_t)split * N;
     molt_router_stats_add(&s, c, b->z, b->p, b->w, b->sel, split);
     molt_router_stats_add(&s, c, b->z + o, b->p + o, b->w + o, b->sel + o, T - split);

@@ -109,7 +109,7 @@ ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP = ("gate_proj", "up_proj", "down_proj")
 PLACEMENTS = ("none", "plugin", "fused_mlp", "ffn")
 ROUTERS = ("topk", "topp", "dynmole", "switch", "soft", "expert_choice", "factor")
-AUX = ("balance", "dynmole", "zloss")
+AUX = ("balance", "dynmole", "zloss", "pa")
 ENTROPY_SHIFT = 1e-5  # p~ = p + 1e-5 of the Tsallis entropy (DESIGN §3)
 MARGIN_WARN = 1e-6
 DT = torch.float64
@@ -334,6 +334,8 @@ class Spec:
         self.dynmole_coef = cfg.float("moe", "dynmole_coef")
         self.dynmole_balance_coef = cfg.float("moe", "dynmole_balance_coef")
         self.zloss_coef = cfg.float("moe", "zloss_coef")
+        self.pa_coef = cfg.float("moe", "pa_coef")
+        self.pa_balance_coef = cfg.float("moe", "pa_balance_coef")
         self.aux_reduce = cfg.str("moe", "aux_reduce", ("sum", "mean"))
         if self.placement == "ffn":
             # molt: 0 -> model.d_ff / (experts of layer 0), one width for all layers
@@ -564,6 +566,29 @@ def route(spec, z, N, book):
     return w
 
 
+def pa_loss(spec, z, w, ys, N):
+    """FactorLLM (DESIGN §4 pa): teacher = sum of the experts (the dense FFN
+    they were sliced from), ell_e = mean_d (E_e - T k/N)^2, pseudo-label k-hot
+    on the lowest ell (ties: lower index), KL(clip(softmax z) || clip(softmax
+    m)) over tokens, plus pa_balance_coef * mean(topk_mask * softmax z). The
+    errors, label and mask are constants."""
+    k = min(max(spec.top_k, 1), N)
+    Y = torch.stack([y.detach() for y in ys])  # [N, T, d]
+    teacher = Y.sum(0)
+    ell = ((Y - teacher * (k / N)) ** 2).mean(-1).t().numpy()  # [T, N]
+    T = ell.shape[0]
+    m = torch.zeros(T, N, dtype=DT)
+    for t in range(T):
+        order = sorted(range(N), key=lambda i: (ell[t, i], i))
+        m[t, order[:k]] = 1.0
+    p = torch.softmax(z, -1)
+    Pc = torch.clamp(p, 1e-7, 1 - 1e-7)
+    Qc = torch.clamp(torch.softmax(m, -1), 1e-7, 1 - 1e-7)
+    kl = (Pc * (Pc.log() - Qc.log())).sum(-1).mean()
+    mask = (w.detach() > 0).to(DT)
+    return spec.pa_coef * kl + spec.pa_balance_coef * (mask * p).mean()
+
+
 def forward(spec, P, inputs, targets, book=None):
     """P maps parameter path ('base/<name>', 'adapters/<m>/shared/lora_A', ...)
     to a float64 tensor. Returns (logits [B,T,V], LM loss, aux loss) where the
@@ -603,6 +628,7 @@ def forward(spec, P, inputs, targets, book=None):
         w = route(spec, z, N, book)
         out = torch.zeros_like(x2)
         silu = torch.nn.functional.silu
+        ys = []
         for e in range(N):
             if spec.placement == "ffn":
                 pre = "experts/%s/expert_%03d/" % (site, e)
@@ -618,6 +644,9 @@ def forward(spec, P, inputs, targets, book=None):
                 hid = silu(ad(x2, "gate_proj")) * ad(x2, "up_proj")
                 y = ad(hid, "down_proj")
             out = out + w[:, e:e + 1] * y
+            ys.append(y)
+        if "pa" in spec.aux and spec.placement == "ffn":
+            book.terms[-1] = book.terms[-1] + pa_loss(spec, z, w, ys, N)
         return out.reshape(B, T, spec.d)
 
     inv_freq = spec.theta ** (-torch.arange(0, hd, 2, dtype=DT) / hd)

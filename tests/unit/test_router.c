@@ -383,7 +383,7 @@ static void test_router_backward_fd(void) {
 
 static void zero_stats(molt_router_stats *s, double *buf, int N) {
     memset(buf, 0, sizeof(double) * 3 * N);
-    *s = (molt_router_stats){buf, buf + N, buf + 2 * N, 0, 0, 0, 0};
+    *s = (molt_router_stats){buf, buf + N, buf + 2 * N, 0, 0, 0, 0, 0, 0};
 }
 
 static void test_stats_and_loss_values(void) {
@@ -406,7 +406,7 @@ static void test_stats_and_loss_values(void) {
     CU_ASSERT_EQUAL(s.selections, N);
     double lse = log(exp(2.0) + 3.0);
     CU_ASSERT(fabs(s.zsum - N * lse * lse) < 1e-5);
-    molt_aux_cfg a = {1, 1, 1, 0.01, 0.1, 0.2, 0.001};
+    molt_aux_cfg a = {1, 1, 1, 0.01, 0.1, 0.2, 0.001, 0, 0, 0};
     molt_aux_values v = molt_aux_loss(&a, &c, &s);
     CU_ASSERT(fabs(v.balance - 0.01) < 1e-8);
     CU_ASSERT(fabs(v.zloss - 0.001 * lse * lse) < 1e-8);
@@ -505,7 +505,7 @@ static void test_aux_backward_fd(void) {
     const int T = 8, N = 5;
     float z[8 * 5];
     spread_logits(z, T, N, 77);
-    molt_aux_cfg bal = {1, 0, 0, 0.5, 0, 0, 0};
+    molt_aux_cfg bal = {1, 0, 0, 0.5, 0, 0, 0, 0, 0, 0};
     int kinds[] = {MOLT_ROUTER_TOPK, MOLT_ROUTER_TOPP, MOLT_ROUTER_SWITCH, MOLT_ROUTER_FACTOR};
     for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
         molt_router_cfg c = cfg(kinds[k], N);
@@ -534,14 +534,14 @@ static void test_aux_backward_fd(void) {
     float qs[3] = {1.0f, 1.1f, 2.0f};
     for (int j = 0; j < 3; j++) { /* entropy part alone */
         c.entropy_q = qs[j];
-        molt_aux_cfg ent = {0, 1, 0, 0, 0.3, 0, 0};
+        molt_aux_cfg ent = {0, 1, 0, 0, 0.3, 0, 0, 0, 0, 0};
         CU_ASSERT(fd_aux_error(&ent, &c, z, T, 0) < 2e-3);
     }
-    molt_aux_cfg dyn = {0, 1, 0, 0, 0.3, 0.2, 0}; /* both parts, f frozen */
+    molt_aux_cfg dyn = {0, 1, 0, 0, 0.3, 0.2, 0, 0, 0, 0}; /* both parts, f frozen */
     CU_ASSERT(fd_aux_error(&dyn, &c, z, T, 1) < 2e-3);
-    molt_aux_cfg zl = {0, 0, 1, 0, 0, 0, 0.1};
+    molt_aux_cfg zl = {0, 0, 1, 0, 0, 0, 0.1, 0, 0, 0};
     CU_ASSERT(fd_aux_error(&zl, &c, z, T, 0) < 2e-3);
-    molt_aux_cfg all = {1, 1, 1, 0.5, 0.3, 0.2, 0.1};
+    molt_aux_cfg all = {1, 1, 1, 0.5, 0.3, 0.2, 0.1, 0, 0, 0};
     CU_ASSERT(fd_aux_error(&all, &c, z, T, 1) < 2e-3);
 }
 
