@@ -17,7 +17,7 @@
 typedef enum { MOLT_MODE_FULL = 0, MOLT_MODE_PEFT = 1 } molt_mode;
 typedef enum { MOLT_SCHED_COSINE = 0, MOLT_SCHED_LINEAR = 1, MOLT_SCHED_CONSTANT = 2 } molt_schedule;
 typedef enum { MOLT_DATA_TASKS = 0, MOLT_DATA_SHARDS = 1, MOLT_DATA_TEXT = 2 } molt_data_source;
-typedef enum { MOLT_LORA_INIT_KAIMING = 0 } molt_lora_init;
+typedef enum { MOLT_LORA_INIT_KAIMING = 0, MOLT_LORA_INIT_SVD } molt_lora_init;
 typedef enum {
     MOLT_PLACE_NONE = 0,  /* dense model (plain LoRA at most) */
     MOLT_PLACE_PLUGIN,    /* router + N LoRA experts per targeted projection */

@@ -125,6 +125,13 @@ const float *molt_model_logits(const molt_model *m); /* [n_seq*T, V] of the last
 
 const molt_param *molt_model_find(const molt_model *m, const char *path);
 
+/* lora.init = svd (PiSSA-style, src/nn/lora_init.c): shared LoRA and plugin
+ * experts start from slices of their base weight's singular triplets
+ * (expert e: triplets e·r … (e+1)·r − 1, by ScaLAPACK over comm), plugin
+ * routers at zero, and the base is corrected so the output is unchanged.
+ * Collective over comm; call once, after the base weights are loaded. */
+int molt_lora_init_svd(molt_model *m, MPI_Comm comm);
+
 /* Every parameter of the whole model as a one-rank job holds it (all
  * experts), in registry order, the same list on every rank: what a
  * checkpoint contains whatever the layout. expert = global expert id or -1.

@@ -41,7 +41,7 @@ const char *const molt_proj_names[MOLT_NPROJ] = {"q_proj",    "k_proj",  "v_proj
 static const char *const mode_names[] = {"full", "peft"};
 static const char *const schedule_names[] = {"cosine", "linear", "constant"};
 static const char *const source_names[] = {"tasks", "shards", "text"};
-static const char *const lora_init_names[] = {"kaiming"};
+static const char *const lora_init_names[] = {"kaiming", "svd"};
 static const char *const placement_names[] = {"none", "plugin", "fused_mlp", "ffn"};
 static const char *const aux_names[] = {"balance", "dynmole", "zloss", "pa"};
 static const char *const aux_reduce_names[] = {"sum", "mean"};
@@ -52,7 +52,7 @@ static const char *const factor_method_names[] = {"contiguous", "random", "clust
 _Static_assert(COUNT(mode_names) == MOLT_MODE_PEFT + 1, "mode_names follows molt_mode");
 _Static_assert(COUNT(schedule_names) == MOLT_SCHED_CONSTANT + 1, "follows molt_schedule");
 _Static_assert(COUNT(source_names) == MOLT_DATA_TEXT + 1, "follows molt_data_source");
-_Static_assert(COUNT(lora_init_names) == MOLT_LORA_INIT_KAIMING + 1, "follows molt_lora_init");
+_Static_assert(COUNT(lora_init_names) == MOLT_LORA_INIT_SVD + 1, "follows molt_lora_init");
 _Static_assert(MOLT_NPROJ <= 32 && MOLT_NTASKS <= 32, "bitmasks are unsigned");
 
 typedef enum { T_INT, T_U64, T_DOUBLE, T_BOOL, T_STRING, T_ENUM, T_MASK } key_type;
@@ -117,7 +117,8 @@ static const key_spec KEYS[] = {
     {"lora", "dropout", T_DOUBLE, AT(lora.dropout), "0", OPEN_HI(0, 1), NONE,
      "dropout on the adapter input"},
     {"lora", "init", T_ENUM, AT(lora.init), "kaiming", ANY, NAMES(lora_init_names),
-     "adapter initialization (A kaiming-uniform, B zero)"},
+     "adapter initialization: kaiming (A kaiming-uniform, B zero), svd (PiSSA: slices of the "
+     "base weight's singular triplets, base corrected, plugin routers zero)"},
     {"lora", "train_norms", T_BOOL, AT(lora.train_norms), "false", ANY, NONE,
      "peft: also train RMSNorm weights"},
 

@@ -196,6 +196,8 @@ static int trainer_setup(trainer *t, const molt_config *c, const char *config_te
     if (!rc && c->model.init_from[0] && !resume)
         rc = molt_weights_load(c->model.init_from, &t->model, 0);
     rc = molt_agree(comm, rc);
+    if (!rc && c->lora.init == MOLT_LORA_INIT_SVD && !resume) /* collective */
+        rc = molt_agree(comm, molt_lora_init_svd(&t->model, comm));
     if (!rc && c->moe.dispatch == MOLT_DISPATCH_AUTO && t->lay.ep > 1 &&
         molt_model_has_moe(&t->model)) {
         double alpha = 0, beta = 0;
