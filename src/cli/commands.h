@@ -15,6 +15,7 @@ int molt_cmd_ckpt(int argc, char **argv, MPI_Comm comm);
 int molt_cmd_eval(int argc, char **argv, MPI_Comm comm);
 int molt_cmd_config(int argc, char **argv, MPI_Comm comm);
 int molt_cmd_factorize(int argc, char **argv, MPI_Comm comm);
+int molt_cmd_analyze(int argc, char **argv, MPI_Comm comm);
 int molt_cmd_collect(int argc, char **argv, MPI_Comm comm);
 int molt_cmd_metrics(int argc, char **argv, MPI_Comm comm);
 

@@ -32,6 +32,8 @@ static const command commands[] = {
      molt_cmd_export},
     {"factorize", "CONFIG --ckpt DENSE.h5 --out MOE.h5", "FactorLLM: dense FFNs -> experts",
      molt_cmd_factorize},
+    {"analyze", "CKPT [--json OUT.json]", "expert diversity, effective rank, router load",
+     molt_cmd_analyze},
     {"collect", "SWEEP_DIR [--seed-key KEY]", "a sweep's results table (mean ± std)",
      molt_cmd_collect},
     {"metrics", "RUN_DIR loss|sites|load N|routing", "a run's logs as columns for plots",
