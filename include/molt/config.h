@@ -18,6 +18,8 @@ typedef enum { MOLT_MODE_FULL = 0, MOLT_MODE_PEFT = 1 } molt_mode;
 typedef enum { MOLT_SCHED_COSINE = 0, MOLT_SCHED_LINEAR = 1, MOLT_SCHED_CONSTANT = 2 } molt_schedule;
 typedef enum { MOLT_DATA_TASKS = 0, MOLT_DATA_SHARDS = 1, MOLT_DATA_TEXT = 2 } molt_data_source;
 typedef enum { MOLT_LORA_INIT_KAIMING = 0, MOLT_LORA_INIT_SVD } molt_lora_init;
+/* factor.train: the factor router's experts frozen (FactorLLM's default) or trained */
+typedef enum { MOLT_FACTOR_TRAIN_ROUTER = 0, MOLT_FACTOR_TRAIN_EXPERTS } molt_factor_train;
 typedef enum {
     MOLT_PLACE_NONE = 0,  /* dense model (plain LoRA at most) */
     MOLT_PLACE_PLUGIN,    /* router + N LoRA experts per targeted projection */
@@ -83,6 +85,7 @@ typedef struct {
         int method;       /* molt_factor_method (factorize.h) */
         int svd_rank;     /* cluster: neuron embedding width; 0 = min(64, 2 d_model, d_ff) */
         int kmeans_iters; /* cluster: balanced k-means rounds */
+        int train;        /* molt_factor_train: what trains under the factor router */
     } factor;
     struct {
         char dir[MOLT_PATH_MAX];

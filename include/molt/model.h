@@ -35,6 +35,8 @@ typedef struct {
     molt_router_cfg router;
     molt_aux_cfg aux;
     int aux_mean;           /* aux of all sites averaged instead of summed */
+    int experts_tr;         /* ffn experts train (full mode; factor router: factor.train) */
+    int teacher;            /* pa with trained experts: a frozen dense FFN per layer */
     int ep, ep_rank;        /* expert parallelism: this rank holds experts e ≡ ep_rank (mod ep) */
     int dispatch;           /* molt_dispatch (config moe.dispatch) */
     int a2a_chunks;         /* parallel.a2a_chunks */
@@ -73,6 +75,7 @@ typedef struct {
      * up, down). NULL where absent. */
     float *router[MOLT_SITE_SLOTS], *router_b;
     float *eA[MOLT_NPROJ], *eB[MOLT_NPROJ], *ew[MOLT_NPROJ];
+    float *teacher[3]; /* pa with trained experts: the frozen dense gate, up, down */
 } molt_layer_ptrs;
 
 typedef struct {

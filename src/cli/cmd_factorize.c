@@ -10,7 +10,9 @@
  * grouped (include/molt/factorize.h; `cluster` runs its SVD on all ranks
  * with ScaLAPACK), expert e gets its group's rows/columns, and the routers
  * start from CONFIG's seed. Rank 0 writes MOE.h5 (the layout of final.h5, so
- * model.init_from, molt eval and molt export take it). With every expert
+ * model.init_from, molt eval and molt export take it); with factor.train =
+ * router,experts and moe.aux = pa it also holds the dense FFN, frozen, as the
+ * PA loss's teacher (/teacher/...). With every expert
  * selected at weight 1 (moe.top_k = N: the factor router's N/k scale is 1)
  * the model computes exactly the dense model's function. */
 #include <hdf5.h>
@@ -139,6 +141,11 @@ static int factorize_layer(MPI_Comm comm, const molt_config *c, molt_model *m, h
     molt_factor_opts o = {c->factor.method, c->factor.svd_rank, c->factor.kmeans_iters,
                           c->train.seed};
     MOLT_TRY(molt_factor_groups(comm, &o, l, gate, up, F, d, N, perm));
+    for (int i = 0; i < 3; i++) { /* factor.train = router,experts with pa: the frozen teacher */
+        snprintf(path, sizeof path, "teacher/model.layers.%d.mlp.%s.weight", l, names[i]);
+        float *t = param_at(m, path);
+        if (t) memcpy(t, dense[i], sizeof(float) * (size_t)F * d);
+    }
     for (int e = 0; e < N; e++) {
         float *w[3];
         for (int i = 0; i < 3; i++) {

@@ -47,6 +47,7 @@ static const char *const aux_names[] = {"balance", "dynmole", "zloss", "pa"};
 static const char *const aux_reduce_names[] = {"sum", "mean"};
 static const char *const dispatch_names[] = {"alltoall", "replicate", "auto"};
 static const char *const factor_method_names[] = {"contiguous", "random", "cluster"};
+static const char *const factor_train_names[] = {"router", "router,experts"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 _Static_assert(COUNT(mode_names) == MOLT_MODE_PEFT + 1, "mode_names follows molt_mode");
@@ -206,6 +207,9 @@ static const key_spec KEYS[] = {
      "cluster: width of the neuron embedding (0 = min(64, 2 d_model, d_ff))"},
     {"factor", "kmeans_iters", T_INT, AT(factor.kmeans_iters), "20", CLOSED(1, 10000), NONE,
      "cluster: balanced k-means rounds"},
+    {"factor", "train", T_ENUM, AT(factor.train), "router", ANY, NAMES(factor_train_names),
+     "moe.router = factor: the FFN experts stay frozen (router) or train too "
+     "(router,experts; with moe.aux = pa the dense FFN is kept as a frozen teacher)"},
 
     {"checkpoint", "dir", T_STRING, AT(checkpoint.dir), "checkpoints", ANY, NONE,
      "checkpoint directory"},

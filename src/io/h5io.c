@@ -314,6 +314,20 @@ done:
     return rc;
 }
 
+int molt_weights_has(const char *path, const char *object, int *has) {
+    int rc = MOLT_OK;
+    hid_t file = -1;
+    quiet();
+    *has = 0;
+    if (H5Fis_hdf5(path) <= 0) MOLT_FAIL(MOLT_ERR_INPUT, "%s: not a readable HDF5 file", path);
+    if ((file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot open", path);
+    *has = H5Lexists(file, object, H5P_DEFAULT) > 0;
+done:
+    if (file >= 0) H5Fclose(file);
+    return rc;
+}
+
 int molt_weights_load(const char *path, molt_model *m, int adapters) {
     int rc = MOLT_OK;
     hid_t file = -1;
@@ -328,9 +342,10 @@ int molt_weights_load(const char *path, molt_model *m, int adapters) {
         /* full FFN experts (experts/...) are the model's FFN weights, like the
          * base: loaded whenever the file has them (molt factorize's output) */
         int ffn_expert = !strncmp(p->path, "experts/", 8);
+        int teacher = !strncmp(p->path, "teacher/", 8); /* pa's frozen dense FFN */
         if (p->kind != MOLT_PARAM_BASE && !ffn_expert && !adapters) continue;
         snprintf(dpath, sizeof dpath, "/%s", p->path);
-        if (p->kind != MOLT_PARAM_BASE) { /* skip a whole group the file does not have */
+        if (p->kind != MOLT_PARAM_BASE || teacher) { /* skip a group the file does not have */
             char top[64];
             snprintf(top, sizeof top, "/%.*s", (int)strcspn(p->path, "/"), p->path);
             if (H5Lexists(file, top, H5P_DEFAULT) <= 0) continue;

@@ -77,6 +77,10 @@ int molt_dims_from_config(molt_dims *d, const molt_config *c) {
                             .pa_coef = c->moe.pa_coef,
                             .pa_balance_coef = c->moe.pa_balance_coef};
     d->aux_mean = c->moe.aux_reduce == MOLT_AUX_MEAN;
+    d->experts_tr = c->moe.router == MOLT_ROUTER_FACTOR
+                        ? c->factor.train == MOLT_FACTOR_TRAIN_EXPERTS
+                        : c->model.mode == MOLT_MODE_FULL;
+    d->teacher = d->aux.pa && d->experts_tr && c->moe.placement == MOLT_PLACE_FFN;
     d->ep = 1, d->ep_rank = 0; /* molt_model_create sets the layout's */
     d->dispatch = c->moe.dispatch;
     d->a2a_chunks = c->parallel.a2a_chunks;
@@ -194,6 +198,7 @@ static void register_all(reg_state *s) {
         memset(g->eA, 0, sizeof g->eA), memset(g->eB, 0, sizeof g->eB);
         memset(w->ew, 0, sizeof w->ew), memset(g->ew, 0, sizeof g->ew);
         w->router_b = g->router_b = NULL;
+        memset(w->teacher, 0, sizeof w->teacher), memset(g->teacher, 0, sizeof g->teacher);
         for (int p = 0; p < MOLT_NPROJ; p++) {
             int in, out;
             molt_proj_shape(d, p, &in, &out);
@@ -256,8 +261,15 @@ static void register_all(reg_state *s) {
                     snprintf(path, sizeof path, "experts/model.layers.%d.mlp/expert_%03d/%s.weight",
                              l, e, molt_proj_names[p]);
                     float *wp = reg_expert(s, &gp, path, e, i < 2 ? F : d->d, i < 2 ? d->d : F,
-                                           base_tr, MOLT_PARAM_EXPERT);
+                                           d->experts_tr, MOLT_PARAM_EXPERT);
                     if (wp) w->ew[p] = wp, g->ew[p] = gp;
+                }
+                if (d->teacher) { /* the dense FFN the experts came from, frozen */
+                    float *tg = NULL;
+                    snprintf(path, sizeof path, "teacher/model.layers.%d.mlp.%s.weight", l,
+                             molt_proj_names[p]);
+                    w->teacher[i] = reg(s, &tg, path, i < 2 ? d->dff : d->d, i < 2 ? d->d : d->dff,
+                                        0, MOLT_PARAM_BASE);
                 }
             }
         }

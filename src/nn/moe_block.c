@@ -136,7 +136,7 @@ static void site_tensors(molt_model *m, molt_moe_site *s) {
         int p = pr[i], in = i < 2 ? d->d : s->dff, out = i < 2 ? s->dff : d->d;
         if (d->placement == MOLT_PLACE_FFN) {
             s->ten[i] = (molt_expert_tensor){w->ew[p], g->ew[p], (long)in * out, NULL, NULL,
-                                              d->mode == MOLT_MODE_FULL};
+                                              d->experts_tr};
         } else {
             s->ten[2 * i] = (molt_expert_tensor){w->eA[p], g->eA[p], (long)d->r * in, NULL, NULL, 1};
             s->ten[2 * i + 1] =
@@ -213,8 +213,9 @@ int molt_moe_site_create(molt_moe_site **out, molt_model *m, int layer, int slot
     s->global = (molt_router_stats){s->gsum, s->gsum + N, s->gsum + 2 * N, 0, 0, 0, 0, 0, 0};
     if (d->aux.pa) { /* every expert on every token: the dense FFN's cost, once */
         MOLT_ALLOC(s->ell, (long)T_cap * N);
-        MOLT_ALLOC(s->paG, (long)T_cap * s->dff);
-        MOLT_ALLOC(s->paU, (long)T_cap * s->dff);
+        const int wmax_ff = d->teacher && d->dff > s->dff ? d->dff : s->dff; /* teacher: d_ff */
+        MOLT_ALLOC(s->paG, (long)T_cap * wmax_ff);
+        MOLT_ALLOC(s->paU, (long)T_cap * wmax_ff);
         MOLT_ALLOC(s->paY, (long)N * T_cap * s->out); /* every expert's output */
         MOLT_ALLOC(s->paT, (long)T_cap * s->out);
         MOLT_ALLOC(s->pa_scr, 2 * N);
@@ -412,8 +413,9 @@ done:
 
 /* FactorLLM's PA loss (include/molt/pa.h): every expert E_e on every token
  * (ep = 1: all experts are local; together they cost one dense FFN), the
- * teacher T = sum_e E_e (the dense FFN the experts were sliced from, while
- * they are frozen), ell[t,e] = mean_d (E_e(x_t) - T(x_t) k/N)^2. Adds this
+ * teacher T = the stored frozen dense FFN when the experts train
+ * (factor.train = router,experts), else sum_e E_e (exactly the dense FFN the
+ * frozen experts were sliced from), ell[t,e] = mean_d (E_e(x_t) - T(x_t) k/N)^2. Adds this
  * micro-batch's KL and balance sums to the local stats; the gradient comes
  * in router_backward with the global token count. */
 static void pa_forward(molt_model *m, molt_moe_site *s, const float *x, int Ntok) {
@@ -429,6 +431,14 @@ static void pa_forward(molt_model *m, molt_moe_site *s, const float *x, int Ntok
         swiglu_forward(s->paG, s->paG, s->paU, (long)Ntok * F);
         mm_nt(Y, s->paG, ten_w(s, 2, e), Ntok, F, D, 1.0f, 0.0f);
         for (long i = 0; i < TD; i++) s->paT[i] += Y[i];
+    }
+    const float *const *tw = (const float *const *)m->w.layers[s->layer].teacher;
+    if (tw[0]) { /* the stored dense FFN (the experts train): T = down(silu(gate x) * up x) */
+        const int DF = m->dims.dff;
+        mm_nt(s->paG, x, tw[0], Ntok, D, DF, 1.0f, 0.0f);
+        mm_nt(s->paU, x, tw[1], Ntok, D, DF, 1.0f, 0.0f);
+        swiglu_forward(s->paG, s->paG, s->paU, (long)Ntok * DF);
+        mm_nt(s->paT, s->paG, tw[2], Ntok, DF, D, 1.0f, 0.0f);
     }
     const float c = (float)k / (float)N;
     for (int e = 0; e < N; e++) {

@@ -195,6 +195,16 @@ static int trainer_setup(trainer *t, const molt_config *c, const char *config_te
     rc = molt_model_create(&t->model, c, t->micro, c->train.seq_len, &t->lay);
     if (!rc && c->model.init_from[0] && !resume)
         rc = molt_weights_load(c->model.init_from, &t->model, 0);
+    if (!rc && t->model.dims.teacher && !resume) { /* pa's teacher must come from a file */
+        int has = 0;
+        rc = c->model.init_from[0] ? molt_weights_has(c->model.init_from, "/teacher", &has) : MOLT_OK;
+        if (!rc && !has)
+            rc = MOLT_ERROR(MOLT_ERR_INPUT,
+                            "moe.aux = pa with factor.train = router,experts needs the dense FFN "
+                            "as its frozen teacher: model.init_from = %s has no /teacher (make it "
+                            "with molt factorize and the same settings)",
+                            c->model.init_from[0] ? c->model.init_from : "(none)");
+    }
     rc = molt_agree(comm, rc);
     if (!rc && c->lora.init == MOLT_LORA_INIT_SVD && !resume) /* collective */
         rc = molt_agree(comm, molt_lora_init_svd(&t->model, comm));

@@ -4,8 +4,9 @@
 # experts selected at weight 1 (moe.top_k = N) the logits equal the dense
 # model's within 1e-5 (tests/ref/factor_check). Controls: top-1 routing does
 # differ; contiguous and random give identical files at np 1 and 4. The
-# distributed SVD is also checked on the trained gate_proj (svd_check), and a
-# factorized file trains as model.init_from.
+# distributed SVD is also checked on the trained gate_proj (svd_check); with
+# factor.train = router,experts and pa the dense FFN is stored as the frozen
+# teacher; and a factorized file trains as model.init_from.
 source "$MOLT_SRC/tests/mpi/lib.bash"
 cd "$work"
 dense="$MOLT_SRC/tests/configs/tiny_dense.ini" moe="$MOLT_SRC/tests/configs/tiny_factor.ini"
@@ -35,6 +36,17 @@ for m in contiguous random; do
 done
 h5diff -q cluster.1.h5 cluster.4.h5 >/dev/null && echo "cluster: np 1 and np 4 identical" ||
   echo "cluster: np 1 and np 4 differ (SVD rounding of the 2x2 grid moved a k-means tie)"
+# factor.train = router,experts with pa: the dense FFN is stored, frozen, as the teacher
+"$MOLT_BIN" factorize "$moe" --ckpt dense/final.h5 --out teach.h5 --set moe.aux=pa \
+  --set factor.train=router,experts >teach.log 2>&1 || { cat teach.log; echo "FAIL: factorize with a teacher"; exit 1; }
+for p in gate_proj up_proj down_proj; do
+  h5diff teach.h5 dense/final.h5 /teacher/model.layers.1.mlp.$p.weight /base/model.layers.1.mlp.$p.weight >/dev/null ||
+    { echo "FAIL: the stored teacher's $p is not the dense one"; exit 1; }
+done
+! h5ls -r cluster.1.h5 | grep -q teacher || { echo "FAIL: a teacher stored without need"; exit 1; }
+cfg=$moe run ft_teacher 2 --set model.init_from="$work/teach.h5" --set moe.aux=pa \
+  --set factor.train=router,experts --set factor.method=contiguous --set train.steps=4
+grep -q '"aux_loss"' ft_teacher/metrics.jsonl || { echo "FAIL: no pa training with a teacher"; exit 1; }
 # the factorized model fine-tunes: init_from loads its experts (top-1 of 4)
 cfg=$moe run ft 2 --set model.init_from="$work/cluster.4.h5" --set train.steps=4
 grep -q 'loss' ft/metrics.jsonl || { echo "FAIL: no training from the factorized file"; exit 1; }

@@ -335,6 +335,10 @@ class Spec:
         self.dynmole_balance_coef = cfg.float("moe", "dynmole_balance_coef")
         self.zloss_coef = cfg.float("moe", "zloss_coef")
         self.pa_coef = cfg.float("moe", "pa_coef")
+        if self.router == "factor":
+            self.experts_train = cfg.str("factor", "train", ("router", "router,experts")) == "router,experts"
+        else:
+            self.experts_train = self.mode == "full"
         self.pa_balance_coef = cfg.float("moe", "pa_balance_coef")
         self.aux_reduce = cfg.str("moe", "aux_reduce", ("sum", "mean"))
         if self.placement == "ffn":
@@ -398,6 +402,11 @@ class Spec:
                     s[pre + "gate_proj.weight"] = (F, self.d)
                     s[pre + "up_proj.weight"] = (F, self.d)
                     s[pre + "down_proj.weight"] = (self.d, F)
+                if "pa" in self.aux and self.experts_train:  # the stored dense FFN (frozen)
+                    pre = "teacher/model.layers.%d.mlp." % i
+                    s[pre + "gate_proj.weight"] = (self.dff, self.d)
+                    s[pre + "up_proj.weight"] = (self.dff, self.d)
+                    s[pre + "down_proj.weight"] = (self.d, self.dff)
         return s
 
     def describe(self):
@@ -566,7 +575,7 @@ def route(spec, z, N, book):
     return w
 
 
-def pa_loss(spec, z, w, ys, N):
+def pa_loss(spec, z, w, ys, N, teacher=None):
     """FactorLLM (DESIGN §4 pa): teacher = sum of the experts (the dense FFN
     they were sliced from), ell_e = mean_d (E_e - T k/N)^2, pseudo-label k-hot
     on the lowest ell (ties: lower index), KL(clip(softmax z) || clip(softmax
@@ -574,7 +583,7 @@ def pa_loss(spec, z, w, ys, N):
     errors, label and mask are constants."""
     k = min(max(spec.top_k, 1), N)
     Y = torch.stack([y.detach() for y in ys])  # [N, T, d]
-    teacher = Y.sum(0)
+    teacher = Y.sum(0) if teacher is None else teacher.detach()
     ell = ((Y - teacher * (k / N)) ** 2).mean(-1).t().numpy()  # [T, N]
     T = ell.shape[0]
     m = torch.zeros(T, N, dtype=DT)
@@ -646,7 +655,12 @@ def forward(spec, P, inputs, targets, book=None):
             out = out + w[:, e:e + 1] * y
             ys.append(y)
         if "pa" in spec.aux and spec.placement == "ffn":
-            book.terms[-1] = book.terms[-1] + pa_loss(spec, z, w, ys, N)
+            teacher = None
+            if ("teacher/%s.gate_proj.weight" % site) in P:  # the stored dense FFN
+                g = x2 @ P["teacher/%s.gate_proj.weight" % site].t()
+                u = x2 @ P["teacher/%s.up_proj.weight" % site].t()
+                teacher = (silu(g) * u) @ P["teacher/%s.down_proj.weight" % site].t()
+            book.terms[-1] = book.terms[-1] + pa_loss(spec, z, w, ys, N, teacher)
         return out.reshape(B, T, spec.d)
 
     inv_freq = spec.theta ** (-torch.arange(0, hd, 2, dtype=DT) / hd)
@@ -720,9 +734,11 @@ def trainable_names(spec, P):
     for n in P:
         if n.startswith(("adapters/", "routers/")):  # LoRA (shared, experts), routers
             names.append(n)
-        elif n.startswith("experts/"):  # full FFN experts: full mode only
-            if spec.mode == "full":
+        elif n.startswith("experts/"):  # full FFN experts: full mode (factor: factor.train)
+            if spec.experts_train:
                 names.append(n)
+        elif n.startswith("teacher/"):  # pa's stored dense FFN: frozen
+            pass
         elif spec.mode == "full":
             names.append(n)
         elif spec.train_norms and P[n].dim() == 1:  # every RMSNorm weight
@@ -819,7 +835,8 @@ def load_group(f, P, want, group):
     extra = sorted(have - set(names))
     if extra:
         why = {"base": "not in the config's model", "adapters": "not in lora.targets / the experts",
-               "routers": "not a router of the config", "experts": "not an expert of the config"}
+               "routers": "not a router of the config", "experts": "not an expert of the config",
+               "teacher": "no pa teacher in the config (moe.aux = pa, factor.train = router,experts)"}
         if group == "base" and extra[0] == "lm_head.weight":
             raise Malformed("unexpected dataset /base/lm_head.weight (tied embeddings)")
         raise Malformed("unexpected dataset /%s/%s (%s)" % (group, extra[0], why[group]))
@@ -843,7 +860,7 @@ def run(path, tol, no_aux=False):
         # weights
         P = {}
         want = spec.shapes()
-        for group in ("base", "adapters", "routers", "experts"):
+        for group in ("base", "adapters", "routers", "experts", "teacher"):
             load_group(f, P, want, group)
 
         inputs = read_ds(f, "/batch/inputs")
