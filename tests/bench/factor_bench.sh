@@ -49,9 +49,9 @@ mpi train configs/base.ini --set model.init_from="$base" --set train.steps=0 --s
 field() { grep -o "\"$2\":[^,}]*" "$1" | head -1 | cut -d: -f2 | tr -d '\t '; }
 dacc=$(field "$T/dense/eval.json" mean) dloss=$(field "$T/dense/eval.json" eval_loss)
 read -r d dff < <(awk -F' = ' '$1 == "d_model" { d = $2 } $1 == "d_ff" { f = $2 } END { print d, f }' configs/factorllm.ini)
-printf '| N | k | method | accuracy | quality kept | eval loss | vs dense | tok/s | dense tok/s | speed | FFN FLOPs |\n'
-printf '|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n'
-printf '| dense | – | – | %.1f%% | 100%% | %.4f | – | – | – | 1.00x | 100%% |\n' "$(awk -v a="$dacc" 'BEGIN { print 100 * a }')" "$dloss"
+printf '| N | k | method | accuracy | quality kept | eval loss | vs dense | tok/s | dense tok/s | speed | FFN FLOPs | MoE time: route/expert/combine |\n'
+printf '|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|---|\n'
+printf '| dense | – | – | %.1f%% | 100%% | %.4f | – | – | – | 1.00x | 100%% | – |\n' "$(awk -v a="$dacc" 'BEGIN { print 100 * a }')" "$dloss"
 for nk in 4:1 4:2 8:2; do
   N=${nk%:*} k=${nk#*:}
   for m in contiguous random cluster; do
@@ -62,13 +62,15 @@ for nk in 4:1 4:2 8:2; do
     mpi train configs/factorllm.ini "${sets[@]}" --set model.init_from="$c.h5" --set train.steps="$steps" \
       --set log.run_dir="$c" >"$c.log" 2>&1 || { tail "$c.log" >&2; exit 1; }
     acc=$(field "$c/eval.json" mean) loss=$(field "$c/eval.json" eval_loss)
-    read -r dtok mtok ratio < <(OMP_NUM_THREADS=$MOLT_NCORES OPENBLAS_NUM_THREADS=$MOLT_NCORES \
+    read -r dtok mtok ratio sroute sexp scomb < <(OMP_NUM_THREADS=$MOLT_NCORES OPENBLAS_NUM_THREADS=$MOLT_NCORES \
       "$build/tests/factor_speed" configs/base.ini "$base" configs/factorllm.ini "$c/final.h5" "$rounds" "${sets[@]}")
     awk -v N="$N" -v k="$k" -v m="$m" -v a="$acc" -v da="$dacc" -v l="$loss" -v dl="$dloss" \
-        -v mt="$mtok" -v dt="$dtok" -v r="$ratio" -v d="$d" -v f="$dff" 'BEGIN {
+        -v mt="$mtok" -v dt="$dtok" -v r="$ratio" -v d="$d" -v f="$dff" \
+        -v sr="$sroute" -v se="$sexp" -v sc="$scomb" 'BEGIN {
       flops = (k / N * 6 * d * f + 2 * d * N) / (6 * d * f)
-      printf "| %d | %d | %s | %.1f%% | %.0f%% | %.4f | %+.4f | %.0f | %.0f | %.2fx | %.0f%% |\n",
-             N, k, m, 100 * a, da > 0 ? 100 * a / da : 0, l, l - dl, mt, dt, r, 100 * flops }'
+      printf "| %d | %d | %s | %.1f%% | %.0f%% | %.4f | %+.4f | %.0f | %.0f | %.2fx | %.0f%% | %.0f/%.0f/%.0f%% |\n",
+             N, k, m, 100 * a, (da > 0 ? 100 * a / da : 0), l, l - dl, mt, dt, r, 100 * flops,
+             100 * sr, 100 * se, 100 * sc }'
   done
 done
 log "router training: $steps steps each (configs/factorllm.ini); speed: best of $rounds forwards, $MOLT_NCORES threads"

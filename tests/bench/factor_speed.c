@@ -5,7 +5,9 @@
  * task-suite batch (train.batch_size x train.seq_len of DENSE_CONFIG) in
  * inference mode, alternating, ROUNDS times each after one warm-up; the
  * fastest forward of each counts (shared machines only slow things down).
- * Prints one line: dense_tok_s moe_tok_s ratio. */
+ * Prints one line: dense_tok_s moe_tok_s ratio, then the MoE forward's
+ * shares of time in routing (router, top-k, dispatch plan), expert GEMMs and
+ * gather/combine (molt_moe_times). */
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,18 +46,26 @@ static int run(int argc, char **argv) {
     MOLT_TRY(molt_batch_alloc(&b, B, T));
     MOLT_TRY(molt_data_open(&data, &cd, MOLT_SPLIT_EVAL));
     MOLT_TRY(molt_data_fill(data, 0, &b));
-    double best[2] = {1e30, 1e30};
+    double best[2] = {1e30, 1e30}, moe_total = 0;
+    molt_moe_times acc = {0, 0, 0, 0};
     molt_model *ms[2] = {&dense, &moe};
     for (int r = 0; r <= rounds; r++)
         for (int i = 0; i < 2; i++) {
             long count = 0;
+            molt_model *mm = ms[(i + r) % 2];
+            memset(&mm->times, 0, sizeof mm->times);
             double t0 = now_s();
-            molt_model_forward(ms[(i + r) % 2], &b, 0, 0, 0, &count);
+            molt_model_forward(mm, &b, 0, 0, 0, &count);
             double dt = now_s() - t0;
+            if (mm == &moe && r > 0) { /* where the MoE forward's time goes */
+                acc.route += mm->times.route, acc.expert += mm->times.expert;
+                acc.combine += mm->times.combine, moe_total += dt;
+            }
             if (r > 0 && dt < best[(i + r) % 2]) best[(i + r) % 2] = dt; /* round 0: warm-up */
         }
     double tok = (double)B * T;
-    printf("%.1f %.1f %.4f\n", tok / best[0], tok / best[1], best[0] / best[1]);
+    printf("%.1f %.1f %.4f %.3f %.3f %.3f\n", tok / best[0], tok / best[1], best[0] / best[1],
+           acc.route / moe_total, acc.expert / moe_total, acc.combine / moe_total);
 done:
     molt_data_close(data);
     molt_batch_free(&b);
