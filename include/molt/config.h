@@ -86,6 +86,7 @@ typedef struct {
         int svd_rank;     /* cluster: neuron embedding width; 0 = min(64, 2 d_model, d_ff) */
         int kmeans_iters; /* cluster: balanced k-means rounds */
         int train;        /* molt_factor_train: what trains under the factor router */
+        int pa_input;     /* 0 residual (the layer's own input), 1 teacher_prev */
     } factor;
     struct {
         char dir[MOLT_PATH_MAX];

@@ -37,6 +37,7 @@ typedef struct {
     int aux_mean;           /* aux of all sites averaged instead of summed */
     int experts_tr;         /* ffn experts train (full mode; factor router: factor.train) */
     int teacher;            /* pa with trained experts: a frozen dense FFN per layer */
+    int pa_teacher_prev;    /* pa input of layer l > 0: layer l-1's teacher output */
     int ep, ep_rank;        /* expert parallelism: this rank holds experts e ≡ ep_rank (mod ep) */
     int dispatch;           /* molt_dispatch (config moe.dispatch) */
     int a2a_chunks;         /* parallel.a2a_chunks */

@@ -48,6 +48,7 @@ static const char *const aux_reduce_names[] = {"sum", "mean"};
 static const char *const dispatch_names[] = {"alltoall", "replicate", "auto"};
 static const char *const factor_method_names[] = {"contiguous", "random", "cluster"};
 static const char *const factor_train_names[] = {"router", "router,experts"};
+static const char *const pa_input_names[] = {"residual", "teacher_prev"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 _Static_assert(COUNT(mode_names) == MOLT_MODE_PEFT + 1, "mode_names follows molt_mode");
@@ -210,6 +211,9 @@ static const key_spec KEYS[] = {
     {"factor", "train", T_ENUM, AT(factor.train), "router", ANY, NAMES(factor_train_names),
      "moe.router = factor: the FFN experts stay frozen (router) or train too "
      "(router,experts; with moe.aux = pa the dense FFN is kept as a frozen teacher)"},
+    {"factor", "pa_input", T_ENUM, AT(factor.pa_input), "residual", ANY, NAMES(pa_input_names),
+     "pa: the input its experts and teacher see: residual (the layer's own) or teacher_prev "
+     "(the reference code's quirk: layer l > 0 gets layer l-1's teacher output)"},
 
     {"checkpoint", "dir", T_STRING, AT(checkpoint.dir), "checkpoints", ANY, NONE,
      "checkpoint directory"},

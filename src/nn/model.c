@@ -81,6 +81,7 @@ int molt_dims_from_config(molt_dims *d, const molt_config *c) {
                         ? c->factor.train == MOLT_FACTOR_TRAIN_EXPERTS
                         : c->model.mode == MOLT_MODE_FULL;
     d->teacher = d->aux.pa && d->experts_tr && c->moe.placement == MOLT_PLACE_FFN;
+    d->pa_teacher_prev = c->factor.pa_input == 1;
     d->ep = 1, d->ep_rank = 0; /* molt_model_create sets the layout's */
     d->dispatch = c->moe.dispatch;
     d->a2a_chunks = c->parallel.a2a_chunks;

@@ -498,7 +498,15 @@ static const float *router_forward(molt_model *m, molt_moe_site *s, const float 
         memset(s->sel, 0, (size_t)Ntok * s->N);
     }
     molt_router_stats_add(&s->local, &s->rc, s->z, s->p, s->w, s->sel, Ntok);
-    if (training && d->aux.pa && s->ell) pa_forward(m, s, x, Ntok);
+    if (training && d->aux.pa && s->ell) {
+        /* factor.pa_input = teacher_prev: layer l > 0 measures its experts on
+         * layer l-1's teacher output (that layer's PA pass ran just before) */
+        const molt_moe_site *prev =
+            d->pa_teacher_prev && s->layer > 0
+                ? m->sites[(s->layer - 1) * MOLT_SITE_SLOTS + MOLT_SITE_MLP]
+                : NULL;
+        pa_forward(m, s, prev && prev->paT ? prev->paT : x, Ntok);
+    }
     const uint8_t *planned = s->sel;
     if (training && d->capacity_factor > 0) {
         int rc = capacity_cut(m, s, Ntok);

@@ -335,6 +335,7 @@ class Spec:
         self.dynmole_balance_coef = cfg.float("moe", "dynmole_balance_coef")
         self.zloss_coef = cfg.float("moe", "zloss_coef")
         self.pa_coef = cfg.float("moe", "pa_coef")
+        self.pa_teacher_prev = cfg.str("factor", "pa_input", ("residual", "teacher_prev")) == "teacher_prev"
         if self.router == "factor":
             self.experts_train = cfg.str("factor", "train", ("router", "router,experts")) == "router,experts"
         else:
@@ -655,12 +656,19 @@ def forward(spec, P, inputs, targets, book=None):
             out = out + w[:, e:e + 1] * y
             ys.append(y)
         if "pa" in spec.aux and spec.placement == "ffn":
-            teacher = None
+            def swiglu(pre, xin):
+                return (silu(xin @ P[pre + "gate_proj.weight"].t()) *
+                        (xin @ P[pre + "up_proj.weight"].t())) @ P[pre + "down_proj.weight"].t()
+            xp, ysp = x2, ys
+            if spec.pa_teacher_prev and i > 0:  # the quirk: layer i-1's teacher output
+                xp = book.prev_teacher
+                ysp = [swiglu("experts/%s/expert_%03d/" % (site, e), xp) for e in range(N)]
             if ("teacher/%s.gate_proj.weight" % site) in P:  # the stored dense FFN
-                g = x2 @ P["teacher/%s.gate_proj.weight" % site].t()
-                u = x2 @ P["teacher/%s.up_proj.weight" % site].t()
-                teacher = (silu(g) * u) @ P["teacher/%s.down_proj.weight" % site].t()
-            book.terms[-1] = book.terms[-1] + pa_loss(spec, z, w, ys, N, teacher)
+                teacher = swiglu("teacher/%s." % site, xp).detach()
+            else:
+                teacher = torch.stack([y.detach() for y in ysp]).sum(0)
+            book.prev_teacher = teacher
+            book.terms[-1] = book.terms[-1] + pa_loss(spec, z, w, ysp, N, teacher)
         return out.reshape(B, T, spec.d)
 
     inv_freq = spec.theta ** (-torch.arange(0, hd, 2, dtype=DT) / hd)
