@@ -37,13 +37,13 @@ sleep 0.5
 [ "$(cat runs/demo/000/status)" = done ] || fail "point 000 not done before the kill"
 [ "$(cat runs/demo/002/status 2>/dev/null)" != done ] || fail "point 002 finished before the kill"
 [ ! -e runs/demo/003/status ] || fail "point 003 started before the kill"
-todo=0
-for p in 000 001 002 003; do [ "$(cat runs/demo/$p/status 2>/dev/null)" = done ] || todo=$((todo + 1)); done
+pending=0
+for p in 000 001 002 003; do [ "$(cat runs/demo/$p/status 2>/dev/null)" = done ] || pending=$((pending + 1)); done
 before0=$(stat -c %Y.%s runs/demo/000/final.h5) before1=$(stat -c %Y.%s runs/demo/001/final.h5)
 logs1=$(wc -l <runs/demo/001/train.log)
 
 run "re-run" 0 "$sw" s.ini --local
-grep -q "$todo of 4 points to run (the others finished)" out.txt || { cat out.txt; fail "re-run: expected $todo points to run"; }
+grep -q "$pending of 4 points to run (the others finished)" out.txt || { cat out.txt; fail "re-run: expected $pending points to run"; }
 grep -q "point 000: done already, skipped" out.txt && fail "re-run: point 000 was not filtered out up front" || true
 grep -q "point 002: topk\|point 002: moe.router=topp train.seed=1" out.txt || { cat out.txt; fail "re-run: point 002 not run"; }
 grep -q "resumed from .*checkpoints/demo/002/step_" runs/demo/002/train.log ||
