@@ -16,7 +16,15 @@
 
 typedef enum { MOLT_MODE_FULL = 0, MOLT_MODE_PEFT = 1 } molt_mode;
 typedef enum { MOLT_SCHED_COSINE = 0, MOLT_SCHED_LINEAR = 1, MOLT_SCHED_CONSTANT = 2 } molt_schedule;
-typedef enum { MOLT_DATA_TASKS = 0, MOLT_DATA_SHARDS = 1, MOLT_DATA_TEXT = 2 } molt_data_source;
+typedef enum {
+    MOLT_DATA_TASKS = 0,
+    MOLT_DATA_SHARDS = 1,
+    MOLT_DATA_TEXT = 2,
+    MOLT_DATA_MMMB = 3,    /* mmmb_lite: the built-in multilingual feature benchmark (Parrot) */
+    MOLT_DATA_FEATURES = 4 /* features: HDF5 /features + JSONL prompts and answers */
+} molt_data_source;
+/* model.projector: how feature tokens enter the model width */
+typedef enum { MOLT_PROJECTOR_NONE = 0, MOLT_PROJECTOR_MLP2X_GELU = 1 } molt_projector;
 typedef enum { MOLT_LORA_INIT_KAIMING = 0, MOLT_LORA_INIT_SVD } molt_lora_init;
 /* factor.train: the factor router's experts frozen (FactorLLM's default) or trained */
 typedef enum { MOLT_FACTOR_TRAIN_ROUTER = 0, MOLT_FACTOR_TRAIN_EXPERTS } molt_factor_train;
@@ -24,7 +32,9 @@ typedef enum {
     MOLT_PLACE_NONE = 0,  /* dense model (plain LoRA at most) */
     MOLT_PLACE_PLUGIN,    /* router + N LoRA experts per targeted projection */
     MOLT_PLACE_FUSED_MLP, /* one router per FFN; expert = FFN with LoRA-adapted gate/up/down */
-    MOLT_PLACE_FFN        /* experts are full SwiGLU FFNs with their own weights */
+    MOLT_PLACE_FFN,       /* experts are full SwiGLU FFNs with their own weights */
+    MOLT_PLACE_XATTN      /* Parrot: SwiGLU experts on the projected feature tokens, routed
+                             by a cross-attention summary of the prompt (DESIGN §4) */
 } molt_placement;
 typedef enum { MOLT_AUX_BALANCE = 0, MOLT_AUX_DYNMOLE, MOLT_AUX_ZLOSS, MOLT_AUX_PA, MOLT_NAUX } molt_aux_kind;
 typedef enum { MOLT_AUX_SUM = 0, MOLT_AUX_MEAN = 1 } molt_aux_reduce;
@@ -47,6 +57,9 @@ typedef struct {
         double rope_theta, norm_eps;
         int tie_embeddings;
         char init_from[MOLT_PATH_MAX]; /* base .h5 or checkpoint; "" = random init */
+        int projector;   /* molt_projector */
+        int feat_dim;    /* width of an input feature token */
+        int feat_tokens; /* feature tokens per sample */
     } model;
     struct {
         unsigned targets; /* bitmask over molt_proj; 0 = no LoRA */
@@ -66,6 +79,8 @@ typedef struct {
         unsigned aux;       /* bitmask over molt_aux_kind */
         double balance_coef, dynmole_coef, dynmole_balance_coef, zloss_coef;
         double pa_coef, pa_balance_coef; /* FactorLLM: PA loss and its balance term */
+        int enable;         /* xattn: false = the identity (Parrot stage 1) */
+        double moe_weight;  /* xattn: weight of the feature residual */
     } moe;
     struct {
         int steps, batch_size, micro_batch, seq_len, warmup, schedule;
@@ -77,6 +92,12 @@ typedef struct {
         char train_path[MOLT_PATH_MAX], eval_path[MOLT_PATH_MAX];
         unsigned tasks;  /* bitmask over molt_task (data.h); built-in suite */
         int prompt_loss; /* tasks: also train on prompt tokens (pretraining) */
+        char train_features[MOLT_PATH_MAX], eval_features[MOLT_PATH_MAX]; /* features */
+        char lang_mix[MOLT_PATH_MAX]; /* mmmb_lite: training language mix "en:0.8,zh:0.04,…" */
+        int mmmb_classes;             /* mmmb_lite: object classes */
+        double mmmb_noise;            /* mmmb_lite: feature noise std */
+        int mmmb_caption;             /* mmmb_lite: the span holds the English name as text */
+        uint64_t mmmb_seed;           /* mmmb_lite: prototypes and the evaluation set */
     } data;
     struct {
         int ep, a2a_chunks;
@@ -118,6 +139,8 @@ int molt_config_validate(const molt_config *c);
 char *molt_config_to_ini(const molt_config *c);
 /* Experts of layer l (0 when the layer has no MoE); valid after validate. */
 int molt_config_experts(const molt_config *c, int layer);
+/* Experts of the xattn module (0 without one, or with moe.enable = false). */
+int molt_config_xattn_experts(const molt_config *c);
 /* top_p with the router default resolved (topp 0.8, dynmole 0.75). */
 double molt_config_top_p(const molt_config *c);
 /* One line per key: section.key, type, default, allowed values, help. */

@@ -70,14 +70,23 @@ size_t molt_tokenize_bytes(const uint8_t *bytes, size_t n, uint32_t *out);
  * file; MOLT_ERR_INPUT if it cannot be opened or read. */
 int molt_tokenize_file(const char *path, uint32_t **tokens, size_t *n);
 
-/* One batch of n_seq sequences of seq_len positions, rows contiguous. */
+/* One batch of n_seq sequences of seq_len positions, rows contiguous.
+ * Feature sources (mmmb_lite, features) add a span of n_ft feature tokens
+ * at positions 1 … n_ft of every row (their input ids are <pad>; the model
+ * writes the projected features there) and the prompt's end. */
 typedef struct {
     int n_seq, seq_len;
     int32_t *inputs;  /* [n_seq * seq_len] token ids */
     int32_t *targets; /* [n_seq * seq_len] next-token targets or MOLT_IGNORE */
-    int *task;        /* [n_seq] task id (tasks source) or -1 */
+    int *task;        /* [n_seq] task id (tasks), language id (mmmb_lite, features), or -1 */
+    int n_ft, feat_dim; /* 0 without features */
+    float *feat;        /* [n_seq * n_ft * feat_dim], or NULL */
+    int *plen;          /* [n_seq] position where the answer starts: the prompt is
+                           positions 1 + n_ft … plen - 1 */
 } molt_batch;
 int molt_batch_alloc(molt_batch *b, int n_seq, int seq_len);
+/* Give b room for feature tokens (no-op when it has them at this size). */
+int molt_batch_features(molt_batch *b, int n_ft, int feat_dim);
 void molt_batch_free(molt_batch *b);
 
 enum { MOLT_SPLIT_TRAIN = 0, MOLT_SPLIT_EVAL = 1 };

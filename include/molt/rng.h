@@ -17,7 +17,8 @@ typedef enum {
     MOLT_RNG_TEST = 5,    /* tests only */
     MOLT_RNG_JITTER = 6,  /* router jitter: a = step, b = global sample index, c = layer */
     MOLT_RNG_KMEANS = 7,  /* balanced k-means seeding: a = 0, b = rows, c = clusters */
-    MOLT_RNG_FACTOR = 8   /* molt factorize's random neuron permutation: a = layer */
+    MOLT_RNG_FACTOR = 8,  /* molt factorize's random neuron permutation: a = layer */
+    MOLT_RNG_MMMB = 9     /* mmmb_lite: a = what (0 prototype, 1 sample, 2 noise), b, c = index */
 } molt_rng_purpose;
 
 typedef struct {

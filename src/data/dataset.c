@@ -16,7 +16,9 @@
 
 #include "molt/data.h"
 #include "molt/err.h"
+#include "molt/mmmb.h"
 #include "molt/rng.h"
+#include "data/features.h"
 
 struct molt_data {
     int source, split;
@@ -31,6 +33,10 @@ struct molt_data {
     uint32_t *perm; /* [n_windows] order of epoch perm_epoch, once perm_valid */
     uint64_t perm_epoch;
     int perm_valid;
+    /* mmmb_lite, features */
+    molt_mmmb mmmb;
+    molt_feature_set *fs;
+    int n_ft, feat_dim, featured;
 };
 
 int molt_batch_alloc(molt_batch *b, int n_seq, int seq_len) {
@@ -50,8 +56,21 @@ done:
     return rc;
 }
 
+int molt_batch_features(molt_batch *b, int n_ft, int feat_dim) {
+    int rc = MOLT_OK;
+    if (b->feat && b->n_ft == n_ft && b->feat_dim == feat_dim) return MOLT_OK;
+    free(b->feat), free(b->plen);
+    b->feat = NULL, b->plen = NULL, b->n_ft = b->feat_dim = 0;
+    MOLT_ALLOC(b->feat, (size_t)b->n_seq * n_ft * feat_dim);
+    MOLT_ALLOC(b->plen, b->n_seq);
+    b->n_ft = n_ft, b->feat_dim = feat_dim;
+done:
+    return rc;
+}
+
 void molt_batch_free(molt_batch *b) {
     if (!b) return;
+    free(b->feat), free(b->plen);
     free(b->inputs);
     free(b->targets);
     free(b->task);
@@ -175,9 +194,28 @@ int molt_data_open(molt_data **out, const molt_config *c, int split) {
     case MOLT_DATA_TEXT:
         MOLT_TRY(open_stream(d, c));
         break;
-    default:
-        MOLT_FAIL(MOLT_ERR_INPUT, "data.source %d is not tasks, shards or text", d->source);
+    case MOLT_DATA_MMMB:
+        MOLT_TRY(molt_mmmb_init(&d->mmmb, c));
+        d->seq_len = c->train.seq_len;
+        if (molt_mmmb_longest(&d->mmmb) > d->seq_len)
+            MOLT_FAIL(MOLT_ERR_INPUT, "data.source = mmmb_lite: its longest row needs "
+                      "train.seq_len >= %d, got %d", molt_mmmb_longest(&d->mmmb), d->seq_len);
+        break;
+    case MOLT_DATA_FEATURES: {
+        int ev = split == MOLT_SPLIT_EVAL && c->data.eval_path[0];
+        MOLT_TRY(molt_feature_set_open(&d->fs, ev ? c->data.eval_features : c->data.train_features,
+                                       ev ? c->data.eval_path : c->data.train_path,
+                                       c->model.feat_tokens, c->model.feat_dim, c->train.seq_len));
+        d->seq_len = c->train.seq_len;
+        break;
     }
+    default:
+        MOLT_FAIL(MOLT_ERR_INPUT, "data.source %d is not tasks, shards, text, mmmb_lite or "
+                  "features", d->source);
+    }
+    d->featured = d->source == MOLT_DATA_FEATURES ||
+                  (d->source == MOLT_DATA_MMMB && !c->data.mmmb_caption);
+    d->n_ft = c->model.feat_tokens, d->feat_dim = c->model.feat_dim;
     *out = d;
     d = NULL;
 done:
@@ -187,6 +225,8 @@ done:
 
 void molt_data_close(molt_data *d) {
     if (!d) return;
+    molt_mmmb_free(&d->mmmb);
+    molt_feature_set_close(d->fs);
     free(d->tokens);
     free(d->perm);
     free(d);
@@ -254,9 +294,23 @@ int molt_data_fill(molt_data *d, uint64_t first, molt_batch *b) {
     } else if (T != d->seq_len) {
         MOLT_FAIL(MOLT_ERR_INPUT, "batch seq_len %d differs from train.seq_len %d", T, d->seq_len);
     }
+    if (d->featured) MOLT_TRY(molt_batch_features(b, d->n_ft, d->feat_dim));
     for (int i = 0; i < b->n_seq; i++) {
         int32_t *inputs = b->inputs + (size_t)i * T, *targets = b->targets + (size_t)i * T;
-        if (d->source == MOLT_DATA_TASKS) {
+        uint64_t g = first + (uint64_t)i;
+        float *feat = b->feat ? b->feat + (size_t)i * b->n_ft * b->feat_dim : NULL;
+        int plen = 0;
+        if (d->source == MOLT_DATA_MMMB) {
+            molt_mmmb_item it = molt_mmmb_train_item(&d->mmmb, g);
+            MOLT_TRY(molt_mmmb_row(&d->mmmb, &it, MOLT_SPLIT_TRAIN, g, it.cls, 1, T, inputs,
+                                   targets, feat, &plen));
+            b->task[i] = it.lang;
+            if (b->plen) b->plen[i] = plen;
+        } else if (d->source == MOLT_DATA_FEATURES) {
+            MOLT_TRY(molt_feature_set_row(d->fs, g % (uint64_t)molt_feature_set_size(d->fs), T,
+                                          inputs, targets, feat, &plen, &b->task[i]));
+            b->plen[i] = plen;
+        } else if (d->source == MOLT_DATA_TASKS) {
             MOLT_TRY(fill_task_row(d, first + (uint64_t)i, T, ex, inputs, targets, &b->task[i]));
         } else {
             fill_window_row(d, first + (uint64_t)i, inputs, targets);

@@ -40,9 +40,10 @@ const char *const molt_proj_names[MOLT_NPROJ] = {"q_proj",    "k_proj",  "v_proj
 
 static const char *const mode_names[] = {"full", "peft"};
 static const char *const schedule_names[] = {"cosine", "linear", "constant"};
-static const char *const source_names[] = {"tasks", "shards", "text"};
+static const char *const source_names[] = {"tasks", "shards", "text", "mmmb_lite", "features"};
+static const char *const projector_names[] = {"none", "mlp2x_gelu"};
 static const char *const lora_init_names[] = {"kaiming", "svd"};
-static const char *const placement_names[] = {"none", "plugin", "fused_mlp", "ffn"};
+static const char *const placement_names[] = {"none", "plugin", "fused_mlp", "ffn", "xattn"};
 static const char *const aux_names[] = {"balance", "dynmole", "zloss", "pa"};
 static const char *const aux_reduce_names[] = {"sum", "mean"};
 static const char *const dispatch_names[] = {"alltoall", "replicate", "auto"};
@@ -53,7 +54,8 @@ static const char *const pa_input_names[] = {"residual", "teacher_prev"};
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 _Static_assert(COUNT(mode_names) == MOLT_MODE_PEFT + 1, "mode_names follows molt_mode");
 _Static_assert(COUNT(schedule_names) == MOLT_SCHED_CONSTANT + 1, "follows molt_schedule");
-_Static_assert(COUNT(source_names) == MOLT_DATA_TEXT + 1, "follows molt_data_source");
+_Static_assert(COUNT(source_names) == MOLT_DATA_FEATURES + 1, "follows molt_data_source");
+_Static_assert(COUNT(placement_names) == MOLT_PLACE_XATTN + 1, "follows molt_placement");
 _Static_assert(COUNT(lora_init_names) == MOLT_LORA_INIT_SVD + 1, "follows molt_lora_init");
 _Static_assert(MOLT_NPROJ <= 32 && MOLT_NTASKS <= 32, "bitmasks are unsigned");
 
@@ -110,6 +112,12 @@ static const key_spec KEYS[] = {
      "output projection shares the embedding matrix"},
     {"model", "init_from", T_STRING, AT(model.init_from), "", ANY, NONE,
      "base .h5 or checkpoint to start from (empty = random init)"},
+    {"model", "projector", T_ENUM, AT(model.projector), "none", ANY, NAMES(projector_names),
+     "feature inputs (Parrot): none, or mlp2x_gelu (Linear feat_dim->d, GELU, Linear d->d)"},
+    {"model", "feat_dim", T_INT, AT(model.feat_dim), "32", CLOSED(1, 1048576), NONE,
+     "width of an input feature token"},
+    {"model", "feat_tokens", T_INT, AT(model.feat_tokens), "8", CLOSED(1, 65536), NONE,
+     "feature tokens per sample, after <bos>"},
 
     {"lora", "targets", T_MASK, AT(lora.targets), "", ANY, NAMES(molt_proj_names),
      "projections that get LoRA adapters"},
@@ -125,7 +133,7 @@ static const key_spec KEYS[] = {
      "peft: also train RMSNorm weights"},
 
     {"moe", "placement", T_ENUM, AT(moe.placement), "none", ANY, NAMES(placement_names),
-     "where experts go: none, plugin (router + LoRA experts per projection), fused_mlp (MixLoRA), ffn (full FFN experts)"},
+     "where experts go: none, plugin (router + LoRA experts per projection), fused_mlp (MixLoRA), ffn (full FFN experts), xattn (Parrot: on the projected features)"},
     {"moe", "targets", T_MASK, AT(moe.targets), "gate_proj,up_proj,down_proj", ANY, NAMES(molt_proj_names),
      "plugin: projections that get a router and LoRA experts"},
     {"moe", "num_experts", T_STRING, AT(moe.num_experts), "6", ANY, NONE,
@@ -159,7 +167,11 @@ static const key_spec KEYS[] = {
     {"moe", "dispatch", T_ENUM, AT(moe.dispatch), "alltoall", ANY, NAMES(dispatch_names),
      "expert-parallel exchange (alltoall; replicate and auto arrive with expert parallelism)"},
     {"moe", "expert_d_ff", T_INT, AT(moe.expert_d_ff), "0", CLOSED(0, 1048576), NONE,
-     "ffn placement: hidden width of each expert (0 = model.d_ff / experts)"},
+     "ffn, xattn: hidden width of each expert (0 = model.d_ff / experts)"},
+    {"moe", "enable", T_BOOL, AT(moe.enable), "true", ANY, NONE,
+     "xattn: false makes the module the identity (Parrot stage 1: projector only)"},
+    {"moe", "moe_weight", T_DOUBLE, AT(moe.moe_weight), "0.1", CLOSED(0, 1e6), NONE,
+     "xattn: output = sum_e w_e E_e(H_v) + moe_weight * H_v"},
 
     {"train", "steps", T_INT, AT(train.steps), "100", CLOSED(0, 2e9), NONE, "optimizer steps"},
     {"train", "batch_size", T_INT, AT(train.batch_size), "16", CLOSED(1, 1e8), NONE,
@@ -186,7 +198,8 @@ static const key_spec KEYS[] = {
     {"train", "seed", T_U64, AT(train.seed), "1", ANY, NONE, "seed of every random stream"},
 
     {"data", "source", T_ENUM, AT(data.source), "tasks", ANY, NAMES(source_names),
-     "tasks: built-in suite; shards: llm.c token shards; text: byte-tokenized file"},
+     "tasks: built-in suite; shards: llm.c token shards; text: byte-tokenized file; "
+     "mmmb_lite: built-in multilingual feature benchmark; features: HDF5 features + JSONL"},
     {"data", "train_path", T_STRING, AT(data.train_path), "", ANY, NONE,
      "training data file (shards, text)"},
     {"data", "eval_path", T_STRING, AT(data.eval_path), "", ANY, NONE,
@@ -195,6 +208,20 @@ static const key_spec KEYS[] = {
      "built-in tasks to train on"},
     {"data", "prompt_loss", T_BOOL, AT(data.prompt_loss), "false", ANY, NONE,
      "tasks: also train on prompt tokens"},
+    {"data", "train_features", T_STRING, AT(data.train_features), "", ANY, NONE,
+     "features: HDF5 file with /features [n, feat_tokens, feat_dim] for data.train_path"},
+    {"data", "eval_features", T_STRING, AT(data.eval_features), "", ANY, NONE,
+     "features: HDF5 features of data.eval_path"},
+    {"data", "lang_mix", T_STRING, AT(data.lang_mix), "en:0.8,zh:0.04,pt:0.04,ar:0.04,tr:0.04,ru:0.04",
+     ANY, NONE, "mmmb_lite: training languages and weights (en zh pt ar tr ru; English-heavy)"},
+    {"data", "mmmb_classes", T_INT, AT(data.mmmb_classes), "12", CLOSED(4, 12), NONE,
+     "mmmb_lite: object classes (prototypes)"},
+    {"data", "mmmb_noise", T_DOUBLE, AT(data.mmmb_noise), "1.0", CLOSED(0, 1e3), NONE,
+     "mmmb_lite: std of the noise added to a class prototype"},
+    {"data", "mmmb_caption", T_BOOL, AT(data.mmmb_caption), "false", ANY, NONE,
+     "mmmb_lite: the span holds the English class name as text (LM pretraining, no features)"},
+    {"data", "mmmb_seed", T_U64, AT(data.mmmb_seed), "2024", ANY, NONE,
+     "mmmb_lite: seed of the class prototypes and of the evaluation set"},
 
     {"parallel", "ep", T_INT, AT(parallel.ep), "1", CLOSED(1, 65536), NONE,
      "expert-parallel group size, in ranks"},
@@ -885,11 +912,18 @@ done:
 
 int molt_config_experts(const molt_config *c, int layer) {
     int counts[MOLT_MAX_LAYERS];
-    if (c->moe.placement == MOLT_PLACE_NONE || layer < 0 || layer >= c->model.n_layers ||
-        c->model.n_layers > MOLT_MAX_LAYERS)
+    if (c->moe.placement == MOLT_PLACE_NONE || c->moe.placement == MOLT_PLACE_XATTN ||
+        layer < 0 || layer >= c->model.n_layers || c->model.n_layers > MOLT_MAX_LAYERS)
         return 0;
     if (parse_experts(c->moe.num_experts, c->model.n_layers, counts, "config") != MOLT_OK) return 0;
     return counts[layer];
+}
+
+int molt_config_xattn_experts(const molt_config *c) {
+    int n = 0;
+    if (c->moe.placement != MOLT_PLACE_XATTN || !c->moe.enable) return 0;
+    if (parse_experts(c->moe.num_experts, 1, &n, "config") != MOLT_OK) return 0;
+    return n;
 }
 
 double molt_config_top_p(const molt_config *c) {
@@ -904,6 +938,29 @@ static int validate_moe(const molt_config *c, const char *src) {
     if (c->model.n_layers > MOLT_MAX_LAYERS)
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: model.n_layers %d exceeds %d with experts", src,
                   c->model.n_layers, MOLT_MAX_LAYERS);
+    if (c->moe.placement == MOLT_PLACE_XATTN) { /* one module, on the feature tokens */
+        MOLT_TRY(parse_experts(c->moe.num_experts, 1, NULL, src));
+        if (c->model.projector == MOLT_PROJECTOR_NONE)
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.placement = xattn acts on projected feature "
+                      "tokens: set model.projector = mlp2x_gelu", src);
+        if (c->moe.router != MOLT_ROUTER_SOFT)
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.placement = xattn is Parrot's dense mixture over "
+                      "all experts: it needs moe.router = soft, not %s", src,
+                      molt_router_names[c->moe.router]);
+        if (c->moe.aux)
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.placement = xattn has no auxiliary loss (as the "
+                      "reference): leave moe.aux empty", src);
+        if (c->moe.capacity_factor > 0)
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.placement = xattn is dropless: "
+                      "moe.capacity_factor must be 0", src);
+        if (c->moe.dispatch != MOLT_DISPATCH_ALLTOALL && c->moe.dispatch != MOLT_DISPATCH_REPLICATE)
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.placement = xattn: moe.dispatch must be alltoall "
+                      "or replicate", src);
+        if (c->moe.expert_d_ff <= 0)
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.placement = xattn needs moe.expert_d_ff (each "
+                      "expert's hidden width)", src);
+        goto done;
+    }
     MOLT_TRY(parse_experts(c->moe.num_experts, c->model.n_layers, NULL, src));
     if (c->moe.router == MOLT_ROUTER_FACTOR && c->moe.placement != MOLT_PLACE_FFN)
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.router = factor needs moe.placement = ffn (FactorLLM "
@@ -967,7 +1024,7 @@ int molt_config_validate(const molt_config *c) {
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: train.warmup (%d) exceeds train.steps (%d)", src,
                   c->train.warmup, c->train.steps);
     if (c->model.mode == MOLT_MODE_PEFT && !c->lora.targets && !c->lora.train_norms &&
-        c->moe.placement == MOLT_PLACE_NONE)
+        c->moe.placement == MOLT_PLACE_NONE && c->model.projector == MOLT_PROJECTOR_NONE)
         MOLT_FAIL(MOLT_ERR_INPUT,
                   "%s: model.mode = peft trains nothing: set lora.targets or lora.train_norms",
                   src);
@@ -979,9 +1036,22 @@ int molt_config_validate(const molt_config *c) {
                       src, c->lora.r, limit);
     }
     MOLT_TRY(validate_moe(c, src));
-    if (c->data.source != MOLT_DATA_TASKS && !c->data.train_path[0])
+    if (c->data.source != MOLT_DATA_TASKS && c->data.source != MOLT_DATA_MMMB &&
+        !c->data.train_path[0])
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: data.source = %s needs data.train_path", src,
                   source_names[c->data.source]);
+    if (c->data.source == MOLT_DATA_FEATURES && !c->data.train_features[0])
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: data.source = features needs data.train_features", src);
+    if (c->data.source == MOLT_DATA_FEATURES && c->data.eval_path[0] && !c->data.eval_features[0])
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: data.eval_path needs data.eval_features", src);
+    const int featured = c->data.source == MOLT_DATA_FEATURES ||
+                         (c->data.source == MOLT_DATA_MMMB && !c->data.mmmb_caption);
+    if (featured && c->model.projector == MOLT_PROJECTOR_NONE)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: data.source = %s carries feature tokens: set "
+                  "model.projector = mlp2x_gelu", src, source_names[c->data.source]);
+    if (!featured && c->model.projector != MOLT_PROJECTOR_NONE)
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: model.projector = %s needs feature inputs "
+                  "(data.source = mmmb_lite or features)", src, projector_names[c->model.projector]);
 done:
     return rc;
 }

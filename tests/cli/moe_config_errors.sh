@@ -5,7 +5,7 @@
 source "$MOLT_SRC/tests/cli/lib.bash"
 cfg="$MOLT_SRC/tests/cli/fixtures/train_tiny.ini"
 m() { expect "$1" 2 "${@:2}"; }
-m "placement name" "moe.placement: unknown value \"plugn\" (allowed: none, plugin, fused_mlp, ffn)" -- \
+m "placement name" "moe.placement: unknown value \"plugn\" (allowed: none, plugin, fused_mlp, ffn, xattn)" -- \
   "$MOLT_BIN" train "$cfg" --set moe.placement=plugn
 m "router name" "moe.router: unknown value \"dynmol\"" "topk, topp, dynmole" -- \
   "$MOLT_BIN" train "$cfg" --set moe.placement=plugin --set moe.router=dynmol

@@ -17,7 +17,7 @@
 
 typedef struct {
     char dir[64], ini[128], log[128];
-    char err[8192]; /* stderr of the last call */
+    char err[32768]; /* stderr of the last call (or the key list) */
     int saved_fd;
 } fixture;
 
