@@ -61,8 +61,9 @@ int molt_weights_save(const char *path, const molt_model *m, const char *config_
 int molt_weights_save_dist(const char *path, const molt_model *m, const char *config_text,
                            long step);
 /* Load every base weight (/base/...) of the model from `path` (a base file or
- * a checkpoint), and full FFN experts (/experts/...) and the pa teacher
- * (/teacher/...) when the file has them. Adapters and routers in the file are
+ * a checkpoint), and full FFN experts (/experts/...), the pa teacher
+ * (/teacher/...) and the feature projector (/projector/...) when the file
+ * has them. Adapters and routers in the file are
  * loaded too when `adapters` is set. */
 int molt_weights_load(const char *path, molt_model *m, int adapters);
 /* Does the HDF5 file at path have `object` (e.g. "/teacher")? */

@@ -42,10 +42,16 @@ typedef struct {
     int dispatch;           /* molt_dispatch (config moe.dispatch) */
     int a2a_chunks;         /* parallel.a2a_chunks */
     double capacity_factor; /* moe.capacity_factor: > 0 caps tokens per expert (not expert_choice) */
+    /* Parrot (DESIGN §4): feature tokens through the projector, and the xattn
+     * MoE on them; its site is layer L's MLP slot, n_exp[L] its experts */
+    int proj, feat_dim, n_ft;
+    int xattn;
+    float moe_weight;
 } molt_dims;
 
 /* A MoE site: one router and its experts. Slot p < MOLT_NPROJ is the plugin
- * site of projection p; slot MOLT_SITE_MLP is the FFN block's. */
+ * site of projection p; slot MOLT_SITE_MLP is the FFN block's. Layer L (one
+ * past the last) holds the xattn module's site in its MLP slot. */
 #define MOLT_SITE_MLP MOLT_NPROJ
 #define MOLT_SITE_SLOTS (MOLT_NPROJ + 1)
 
@@ -53,7 +59,8 @@ typedef enum {
     MOLT_PARAM_BASE = 0,   /* base weights (DESIGN §7 /base) */
     MOLT_PARAM_LORA = 1,   /* adapters: shared LoRA and LoRA experts (/adapters) */
     MOLT_PARAM_ROUTER = 2, /* /routers */
-    MOLT_PARAM_EXPERT = 3  /* full FFN experts (/experts) */
+    MOLT_PARAM_EXPERT = 3, /* full FFN experts (/experts) */
+    MOLT_PARAM_PROJ = 4    /* the feature projector (/projector), trained in every mode */
 } molt_param_kind;
 
 typedef struct {
@@ -81,7 +88,8 @@ typedef struct {
 
 typedef struct {
     float *embed, *lm_head, *final_norm; /* lm_head NULL when tied */
-    molt_layer_ptrs *layers;
+    float *proj_w1, *proj_b1, *proj_w2, *proj_b2; /* mlp2x_gelu projector, NULL without */
+    molt_layer_ptrs *layers; /* [L + 1]: layer L holds the xattn router and experts */
 } molt_ptrs;
 
 typedef struct molt_acts molt_acts;
@@ -104,11 +112,15 @@ typedef struct {
     molt_ptrs w, g; /* g.* NULL for frozen weights */
     molt_acts *acts; /* activations for micro-batches up to B x T */
     int act_B, act_T;
-    struct molt_moe_site **sites; /* [L * MOLT_SITE_SLOTS], NULL where no site */
+    struct molt_moe_site **sites; /* [(L + 1) * MOLT_SITE_SLOTS], NULL where no site */
     int failed; /* error code of a failure inside forward/backward (reported), else 0 */
 } molt_model;
 
 int molt_dims_from_config(molt_dims *d, const molt_config *c);
+/* Slots of m->sites (every loop over sites runs to this). */
+static inline int molt_site_slots(const molt_model *m) {
+    return (m->dims.L + 1) * MOLT_SITE_SLOTS;
+}
 /* Allocate parameters and activations for micro-batches of up to B x T, and
  * initialise from cfg->train.seed. `lay` (NULL: one rank) decides which
  * experts this rank holds; MoE sites exchange tokens over lay->ep_comm. */

@@ -32,6 +32,24 @@ int molt_eval_tasks(molt_model *m, const molt_config *c, MPI_Comm comm, double a
 /* route (may be NULL): [MOLT_NTASKS * n_exp] counts of (task, expert) choices
  * at the model's report site (molt_moe_task_routing), summed over ranks. */
 
+/* Feature-conditioned models (data.source = mmmb_lite or features): accuracy
+ * per language group (en zh pt ar tr ru, then "other" for examples without a
+ * language; -1 where there is none). Each question is multiple choice (mmmb_lite:
+ * MOLT_MMMB_CHOICES candidates; a JSONL line with "choices"): every choice is
+ * scored as the summed log-probability of its tokens after <bos> [features]
+ * prompt, and the highest wins (ties: the lower index); an "answer" line is
+ * right when greedy decoding reproduces it. mmmb_lite asks eval.samples
+ * questions per language; a features file gives its first eval.samples lines
+ * (0: all). eval_loss = mean NLL of the right answers' tokens. route (may be
+ * NULL): [MOLT_NTASKS * n_exp] counts of (language, argmax expert) at the
+ * xattn module, one per question, summed over ranks. Collective over comm. */
+enum { MOLT_FEAT_GROUPS = 7 };
+extern const char *const molt_feat_group_names[MOLT_FEAT_GROUPS];
+int molt_eval_features(molt_model *m, const molt_config *c, MPI_Comm comm,
+                       double acc[MOLT_FEAT_GROUPS], double *eval_loss, double *route);
+/* I(group; expert) in bits of a [n_rows, n_exp] count table. */
+double molt_routing_mutual_info(const double *route, int n_rows, int n_exp);
+
 /* The run directory of a config: log.run_dir, or runs/<config file stem>. */
 void molt_run_dir(const molt_config *c, char *out, size_t n);
 

@@ -4,7 +4,8 @@
  *   sites     the MoE sites logged, one per line, in order
  *   load N    site N's expert load: "step expert share" rows, a blank line
  *             after each step (gnuplot's grid format for heatmaps)
- *   routing   eval.json's task x expert table as shares of each task's
+ *   routing   eval.json's task (or language) x expert table, with its mutual
+ *             information when recorded, as shares of each task's
  *             choices: a header row of experts, then "task share…" rows
  * Reads metrics.jsonl / eval.json only; prints to stdout. */
 #include <stdio.h>
@@ -94,7 +95,10 @@ static int print_routing(const char *run_dir) {
     if (!cJSON_IsObject(tasks) || !tasks->child)
         MOLT_FAIL(MOLT_ERR_INPUT, "%s has no routing table (a run without MoE experts?)", path);
     const cJSON *site = cJSON_GetObjectItemCaseSensitive(r, "site");
-    printf("# %s\ntask", cJSON_IsString(site) ? site->valuestring : "");
+    const cJSON *mi = cJSON_GetObjectItemCaseSensitive(r, "mutual_information_bits");
+    printf("# %s", cJSON_IsString(site) ? site->valuestring : "");
+    if (cJSON_IsNumber(mi)) printf(", I(row; expert) = %.3f bits", mi->valuedouble);
+    printf("\ntask");
     for (int e = 0; e < cJSON_GetArraySize(tasks->child); e++)
         printf(" e%d", e);
     printf("\n");

@@ -343,7 +343,9 @@ int molt_weights_load(const char *path, molt_model *m, int adapters) {
          * base: loaded whenever the file has them (molt factorize's output) */
         int ffn_expert = !strncmp(p->path, "experts/", 8);
         int teacher = !strncmp(p->path, "teacher/", 8); /* pa's frozen dense FFN */
-        if (p->kind != MOLT_PARAM_BASE && !ffn_expert && !adapters) continue;
+        /* the feature projector: Parrot's stage 2 starts from stage 1's */
+        int projector = p->kind == MOLT_PARAM_PROJ;
+        if (p->kind != MOLT_PARAM_BASE && !ffn_expert && !projector && !adapters) continue;
         snprintf(dpath, sizeof dpath, "/%s", p->path);
         if (p->kind != MOLT_PARAM_BASE || teacher) { /* skip a group the file does not have */
             char top[64];

@@ -87,6 +87,20 @@ int molt_dims_from_config(molt_dims *d, const molt_config *c) {
     d->a2a_chunks = c->parallel.a2a_chunks;
     d->capacity_factor = c->moe.router == MOLT_ROUTER_EXPERT_CHOICE ? 0 : c->moe.capacity_factor;
     d->expert_dff = 0;
+    d->proj = c->model.projector != MOLT_PROJECTOR_NONE;
+    d->feat_dim = d->proj ? c->model.feat_dim : 0;
+    d->n_ft = d->proj ? c->model.feat_tokens : 0;
+    d->moe_weight = (float)c->moe.moe_weight;
+    if (d->placement == MOLT_PLACE_XATTN) {
+        if (d->L >= MOLT_MAX_LAYERS)
+            return MOLT_ERROR(MOLT_ERR_INPUT, "model.n_layers %d: xattn needs fewer than %d",
+                              d->L, MOLT_MAX_LAYERS);
+        d->n_exp[d->L] = molt_config_xattn_experts(c);
+        d->xattn = d->n_exp[d->L] > 0;
+        d->expert_dff = c->moe.expert_d_ff;
+        d->experts_tr = 1;
+        d->capacity_factor = 0;
+    }
     if (d->placement == MOLT_PLACE_FFN) {
         int n0 = d->n_exp[0] > 0 ? d->n_exp[0] : 1;
         d->expert_dff = c->moe.expert_d_ff ? c->moe.expert_d_ff : d->dff / n0;
@@ -176,6 +190,42 @@ static float *reg_expert(reg_state *s, float **gbase, const char *path, int e, i
     if (molt_expert_slot(e, d->ep) != 0) return NULL;
     *gbase = gp;
     return wp;
+}
+
+/* Parrot: the projector (LLaVA's mm_projector names) and the xattn router
+ * and experts, held in layers[L]. */
+static void register_parrot(reg_state *s) {
+    molt_model *m = s->m;
+    const molt_dims *d = &m->dims;
+    char path[160];
+    if (d->proj) {
+        const char *pre = "projector/model.mm_projector";
+        snprintf(path, sizeof path, "%s.0.weight", pre);
+        m->w.proj_w1 = reg(s, &m->g.proj_w1, path, d->d, d->feat_dim, 1, MOLT_PARAM_PROJ);
+        snprintf(path, sizeof path, "%s.0.bias", pre);
+        m->w.proj_b1 = reg(s, &m->g.proj_b1, path, d->d, 0, 1, MOLT_PARAM_PROJ);
+        snprintf(path, sizeof path, "%s.2.weight", pre);
+        m->w.proj_w2 = reg(s, &m->g.proj_w2, path, d->d, d->d, 1, MOLT_PARAM_PROJ);
+        snprintf(path, sizeof path, "%s.2.bias", pre);
+        m->w.proj_b2 = reg(s, &m->g.proj_b2, path, d->d, 0, 1, MOLT_PARAM_PROJ);
+    }
+    if (!d->xattn) return;
+    molt_layer_ptrs dw, dg;
+    molt_layer_ptrs *w = s->pass == 1 ? &m->w.layers[d->L] : &dw;
+    molt_layer_ptrs *g = s->pass == 1 ? &m->g.layers[d->L] : &dg;
+    const int N = d->n_exp[d->L], F = d->expert_dff;
+    w->router[MOLT_SITE_MLP] = reg(s, &g->router[MOLT_SITE_MLP], "routers/model.mm_moe/weight", N,
+                                   d->d, 1, MOLT_PARAM_ROUTER);
+    const int pr[3] = {MOLT_PROJ_GATE, MOLT_PROJ_UP, MOLT_PROJ_DOWN};
+    for (int i = 0; i < 3; i++)
+        for (int e = 0; e < N; e++) {
+            float *gp = NULL;
+            snprintf(path, sizeof path, "experts/model.mm_moe/expert_%03d/%s.weight", e,
+                     molt_proj_names[pr[i]]);
+            float *wp = reg_expert(s, &gp, path, e, i < 2 ? F : d->d, i < 2 ? d->d : F, 1,
+                                   MOLT_PARAM_EXPERT);
+            if (wp) w->ew[pr[i]] = wp, g->ew[pr[i]] = gp;
+        }
 }
 
 static void register_all(reg_state *s) {
@@ -281,9 +331,11 @@ static void register_all(reg_state *s) {
     if (!d->tied)
         m->w.lm_head =
             reg(s, &m->g.lm_head, "base/lm_head.weight", d->V, d->d, base_tr, MOLT_PARAM_BASE);
+    register_parrot(s);
 }
 
 /* FNV-1a of the path: the init stream of a parameter depends on its name only. */
+
 static uint32_t path_id(const char *s) {
     uint32_t h = 2166136261u;
     for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
@@ -297,7 +349,10 @@ static void init_params(molt_model *m, uint64_t seed) {
         molt_rng r;
         molt_rng_init(&r, seed, MOLT_RNG_INIT, path_id(p->path), 0, 0);
         const char *tail = strrchr(p->path, '/');
-        if (p->cols == 0) { /* RMSNorm weight */
+        if (p->kind == MOLT_PARAM_PROJ) { /* nn.Linear: Kaiming-uniform weight, zero bias */
+            float bound = p->cols ? 1.0f / sqrtf((float)p->cols) : 0.0f;
+            for (size_t j = 0; j < n; j++) p->w[j] = bound * (2.0f * molt_rng_uniform(&r) - 1.0f);
+        } else if (p->cols == 0) { /* RMSNorm weight */
             for (size_t j = 0; j < n; j++) p->w[j] = 1.0f;
         } else if (tail && !strcmp(tail, "/lora_A")) {
             /* Kaiming-uniform with a = sqrt(5): bound = 1/sqrt(fan_in) (PEFT). */
@@ -326,7 +381,9 @@ static void acts_free(molt_acts *a) {
                       &a->up,    &a->h,      &a->lora_u, &a->lora_xd, &a->xf,  &a->rstdf,
                       &a->logits, &a->cos_t, &a->sin_t, &a->dres,   &a->dA,    &a->dB,
                       &a->dq,    &a->dk,     &a->dv,    &a->dgate,  &a->dup,   &a->du,
-                      &a->dS,    &a->drop};
+                      &a->dS,    &a->drop,   &a->fh1,   &a->fg1,    &a->fhv,   &a->fatt,
+                      &a->fz,    &a->fxr,    &a->fxo,   &a->fdhv,   &a->fdxr,  &a->fdg,
+                      &a->fdfeat};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
     free(a);
 }
@@ -375,6 +432,14 @@ static int acts_create(molt_acts **out, const molt_dims *d, int B, int T) {
     MOLT_ALLOC(a->dgate, N * d->dff);
     MOLT_ALLOC(a->dup, N * d->dff);
     MOLT_ALLOC(a->dS, (long)T * T);
+    if (d->proj) {
+        const long Nf = (long)B * d->n_ft;
+        float **fb[] = {&a->fh1, &a->fg1, &a->fhv, &a->fxr, &a->fxo, &a->fdhv, &a->fdxr, &a->fdg};
+        for (size_t i = 0; i < sizeof fb / sizeof fb[0]; i++) MOLT_ALLOC(*fb[i], Nf * d->d);
+        MOLT_ALLOC(a->fatt, N);
+        MOLT_ALLOC(a->fz, (long)B * d->d);
+        MOLT_ALLOC(a->fdfeat, Nf * d->feat_dim);
+    }
     rope_tables(a->cos_t, a->sin_t, T, d->hd, d->theta);
     *out = a;
     a = NULL;
@@ -399,8 +464,8 @@ int molt_model_create(molt_model *m, const molt_config *c, int B, int T, const m
     MOLT_ALLOC(m->frozen, m->n_frozen);
     MOLT_ALLOC(m->train, m->n_train);
     MOLT_ALLOC(m->grad, m->n_train);
-    MOLT_ALLOC(m->w.layers, m->dims.L);
-    MOLT_ALLOC(m->g.layers, m->dims.L);
+    MOLT_ALLOC(m->w.layers, m->dims.L + 1);
+    MOLT_ALLOC(m->g.layers, m->dims.L + 1);
     s.exp_at = m->n_dense;
     m->n_params = 0, m->n_frozen = 0, m->n_train = 0;
     s.pass = 1;
@@ -409,7 +474,7 @@ int molt_model_create(molt_model *m, const molt_config *c, int B, int T, const m
     init_params(m, c->train.seed);
     MOLT_TRY(acts_create(&m->acts, &m->dims, B, T));
     m->act_B = B, m->act_T = T;
-    MOLT_ALLOC(m->sites, (long)m->dims.L * MOLT_SITE_SLOTS);
+    MOLT_ALLOC(m->sites, (long)molt_site_slots(m));
     for (int l = 0; l < m->dims.L; l++) {
         if (m->dims.n_exp[l] <= 0) continue;
         for (int slot = 0; slot < MOLT_SITE_SLOTS; slot++)
@@ -417,6 +482,12 @@ int molt_model_create(molt_model *m, const molt_config *c, int B, int T, const m
                 MOLT_TRY(molt_moe_site_create(&m->sites[l * MOLT_SITE_SLOTS + slot], m, l,
                                               slot, B * T));
     }
+    if (m->dims.xattn)
+        MOLT_TRY(molt_moe_site_create(&m->sites[m->dims.L * MOLT_SITE_SLOTS + MOLT_SITE_MLP], m,
+                                      m->dims.L, MOLT_SITE_MLP, B * m->dims.n_ft));
+    if (m->dims.proj && T < 1 + m->dims.n_ft)
+        MOLT_FAIL(MOLT_ERR_INPUT, "sequence length %d leaves no room after <bos> and "
+                  "model.feat_tokens = %d", T, m->dims.n_ft);
 done:
     if (rc) molt_model_free(m);
     return rc;
@@ -424,7 +495,7 @@ done:
 
 void molt_model_free(molt_model *m) {
     if (m->sites)
-        for (int i = 0; i < m->dims.L * MOLT_SITE_SLOTS; i++) molt_moe_site_free(m->sites[i]);
+        for (int i = 0; i < molt_site_slots(m); i++) molt_moe_site_free(m->sites[i]);
     free(m->sites);
     free(m->params), free(m->frozen), free(m->train), free(m->grad);
     free(m->w.layers), free(m->g.layers);
@@ -552,6 +623,7 @@ double molt_model_forward(molt_model *m, const molt_batch *b, long step, uint64_
     a->last_training = training;
 
     embedding_forward(a->x, b->inputs, m->w.embed, N, d->d);
+    if (d->proj) molt_xattn_forward(m, b, training); /* features into positions 1 … n_ft */
     for (int l = 0; l < d->L; l++) {
         const molt_layer_ptrs *w = &m->w.layers[l];
         float *x = a->x + l * S * d->d, *xnext = a->x + (l + 1) * S * d->d;
@@ -651,13 +723,14 @@ void molt_model_backward(molt_model *m, const molt_batch *b, float scale) {
         proj_backward(m, l, MOLT_PROJ_V, dxn1, a->dv, xn1, ns);
         rmsnorm_backward(dres, g->attn_norm, dxn1, x, w->attn_norm, a->rstd1 + l * S, N, d->d);
     }
+    if (d->proj) molt_xattn_backward(m, b, dres); /* and clears the feature rows of dres */
     if (m->g.embed) embedding_backward(m->g.embed, dres, b->inputs, N, d->d);
 }
 
 /* ---------------- MoE statistics, auxiliary losses, diagnostics ---------------- */
 
 int molt_model_has_moe(const molt_model *m) {
-    for (int i = 0; m->sites && i < m->dims.L * MOLT_SITE_SLOTS; i++)
+    for (int i = 0; m->sites && i < molt_site_slots(m); i++)
         if (m->sites[i]) return 1;
     return 0;
 }
@@ -669,7 +742,7 @@ static void stats_zero(molt_router_stats *st, int N) {
 }
 
 void molt_moe_stats_reset(molt_model *m) {
-    for (int i = 0; m->sites && i < m->dims.L * MOLT_SITE_SLOTS; i++)
+    for (int i = 0; m->sites && i < molt_site_slots(m); i++)
         if (m->sites[i]) stats_zero(&m->sites[i]->local, m->sites[i]->N);
 }
 
@@ -680,7 +753,7 @@ void molt_moe_stats_reset(molt_model *m) {
 int molt_moe_stats_reduce(molt_model *m, MPI_Comm comm) {
     int rc = MOLT_OK, world = 1;
     MOLT_MPI(MPI_Comm_size(comm, &world));
-    for (int i = 0; m->sites && i < m->dims.L * MOLT_SITE_SLOTS; i++) {
+    for (int i = 0; m->sites && i < molt_site_slots(m); i++) {
         molt_moe_site *s = m->sites[i];
         if (!s) continue;
         const int N = s->N;
@@ -704,7 +777,7 @@ done:
 double molt_moe_aux_loss(const molt_model *m) {
     double total = 0;
     int n = 0;
-    for (int i = 0; m->sites && i < m->dims.L * MOLT_SITE_SLOTS; i++) {
+    for (int i = 0; m->sites && i < molt_site_slots(m); i++) {
         const molt_moe_site *s = m->sites[i];
         if (!s) continue;
         molt_aux_values v = molt_aux_loss(&m->dims.aux, &s->rc, &s->global);
@@ -716,7 +789,7 @@ double molt_moe_aux_loss(const molt_model *m) {
 
 cJSON *molt_moe_diagnostics(const molt_model *m) {
     cJSON *arr = cJSON_CreateArray();
-    for (int i = 0; m->sites && i < m->dims.L * MOLT_SITE_SLOTS; i++) {
+    for (int i = 0; m->sites && i < molt_site_slots(m); i++) {
         const molt_moe_site *s = m->sites[i];
         if (!s) continue;
         const molt_router_stats *g = &s->global;
@@ -737,6 +810,7 @@ cJSON *molt_moe_diagnostics(const molt_model *m) {
 }
 
 static const molt_moe_site *report_site(const molt_model *m) {
+    if (m->sites && m->dims.xattn) return m->sites[m->dims.L * MOLT_SITE_SLOTS + MOLT_SITE_MLP];
     for (int l = m->dims.L - 1; m->sites && l >= 0; l--)
         for (int slot = 0; slot < MOLT_SITE_SLOTS; slot++)
             if (m->sites[l * MOLT_SITE_SLOTS + slot]) return m->sites[l * MOLT_SITE_SLOTS + slot];
@@ -750,6 +824,17 @@ int molt_moe_task_routing(const molt_model *m, const molt_batch *b, double *coun
     if (name) snprintf(name, name_len, "%s", s->name);
     if (!counts) return s->N;
     const int T = m->acts->T, ns = m->acts->last_n_seq;
+    if (s->layer == m->dims.L) { /* xattn: one routing per sample; its chosen expert = argmax w */
+        for (int j = 0; j < ns; j++) {
+            int task = b->task[j], best = 0;
+            if (task < 0 || task >= MOLT_NTASKS) continue;
+            const float *w = s->w + (long)j * m->dims.n_ft * s->N;
+            for (int e = 1; e < s->N; e++)
+                if (w[e] > w[best]) best = e;
+            counts[(long)task * s->N + best] += 1;
+        }
+        return s->N;
+    }
     for (int j = 0; j < ns; j++) {
         int task = b->task[j];
         if (task < 0 || task >= MOLT_NTASKS) continue;

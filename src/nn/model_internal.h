@@ -18,6 +18,11 @@ struct molt_acts {
     float *lora_u, *lora_xd, *xf, *rstdf, *logits, *cos_t, *sin_t;
     /* backward scratch */
     float *dres, *dA, *dB, *dq, *dk, *dv, *dgate, *dup, *du, *dS, *drop;
+    /* Parrot (xattn.c), rows = B * n_ft feature tokens: projector h1 = F W1^T + b1,
+     * g1 = gelu(h1), hv = g1 W2^T + b2; per sample the prompt attention att [B*T]
+     * and summary z [B, d]; xr = z per feature token (the router input);
+     * xo = the module's output; backward scratch dhv, dxr, dg, dfeat */
+    float *fh1, *fg1, *fhv, *fatt, *fz, *fxr, *fxo, *fdhv, *fdxr, *fdg, *fdfeat;
 };
 
 /* Scalars after a site's [3N] per-expert stats: soft, ent, z, tokens,
@@ -72,6 +77,14 @@ typedef struct molt_moe_site {
     molt_router_stats local, global;
 } molt_moe_site;
 
+/* xattn.c: the projector and the xattn module over batch b's feature tokens
+ * (positions 1 … n_ft of every row of a->x, which they overwrite); the
+ * backward reads and clears those rows of dx0 (the gradient of a->x's layer
+ * 0), adds the prompt embeddings' gradient into dx0's prompt rows, and
+ * accumulates the projector's, router's and experts' gradients. */
+void molt_xattn_forward(molt_model *m, const molt_batch *b, int training);
+void molt_xattn_backward(molt_model *m, const molt_batch *b, float *dx0);
+
 /* moe_block.c */
 int molt_moe_site_create(molt_moe_site **out, molt_model *m, int layer, int slot, int T_cap);
 void molt_moe_site_free(molt_moe_site *s);
@@ -91,4 +104,10 @@ void molt_moe_ffn_forward(molt_model *m, molt_moe_site *s, float *out, const flo
 /* Accumulates dx. */
 void molt_moe_ffn_backward(molt_model *m, molt_moe_site *s, float *dx, const float *dout,
                            const float *x, int Ntok);
+/* xattn: out[Ntok,d] = sum_e w_e E_e(xv) with w routed from xr (writes);
+ * backward accumulates dxr (router input) and dxv (expert input). */
+void molt_moe_xattn_forward(molt_model *m, molt_moe_site *s, float *out, const float *xr,
+                            const float *xv, int Ntok, int training);
+void molt_moe_xattn_backward(molt_model *m, molt_moe_site *s, float *dxr, float *dxv,
+                             const float *dout, const float *xr, int Ntok);
 #endif

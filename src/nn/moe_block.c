@@ -120,6 +120,11 @@ done:
     return rc;
 }
 
+/* The FFN-type site's experts have their own weights (ffn, xattn). */
+static int own_ffn_experts(const molt_dims *d) {
+    return d->placement == MOLT_PLACE_FFN || d->placement == MOLT_PLACE_XATTN;
+}
+
 /* Expert tensors of the site, in molt_expert_tensor order. */
 static void site_tensors(molt_model *m, molt_moe_site *s) {
     const molt_dims *d = &m->dims;
@@ -134,7 +139,7 @@ static void site_tensors(molt_model *m, molt_moe_site *s) {
     const int pr[3] = {MOLT_PROJ_GATE, MOLT_PROJ_UP, MOLT_PROJ_DOWN};
     for (int i = 0; i < 3; i++) {
         int p = pr[i], in = i < 2 ? d->d : s->dff, out = i < 2 ? s->dff : d->d;
-        if (d->placement == MOLT_PLACE_FFN) {
+        if (own_ffn_experts(d)) {
             s->ten[i] = (molt_expert_tensor){w->ew[p], g->ew[p], (long)in * out, NULL, NULL,
                                               d->experts_tr};
         } else {
@@ -143,7 +148,7 @@ static void site_tensors(molt_model *m, molt_moe_site *s) {
                 (molt_expert_tensor){w->eB[p], g->eB[p], (long)out * d->r, NULL, NULL, 1};
         }
     }
-    s->ntens = d->placement == MOLT_PLACE_FFN ? 3 : 6;
+    s->ntens = own_ffn_experts(d) ? 3 : 6;
 }
 
 int molt_moe_site_create(molt_moe_site **out, molt_model *m, int layer, int slot, int T_cap) {
@@ -164,8 +169,9 @@ int molt_moe_site_create(molt_moe_site **out, molt_model *m, int layer, int slot
                  molt_proj_names[slot]);
     } else {
         s->in = s->out = d->d;
-        s->dff = d->placement == MOLT_PLACE_FFN ? d->expert_dff : d->dff;
-        snprintf(s->name, sizeof s->name, "model.layers.%d.mlp", layer);
+        s->dff = own_ffn_experts(d) ? d->expert_dff : d->dff;
+        if (layer == d->L) snprintf(s->name, sizeof s->name, "model.mm_moe");
+        else snprintf(s->name, sizeof s->name, "model.layers.%d.mlp", layer);
     }
     site_tensors(m, s);
     const long T = T_cap, N = s->N, cap = T * N;
@@ -573,7 +579,7 @@ static void router_backward(molt_model *m, molt_moe_site *s, float *dx, const fl
 
 static int count_sites(const molt_model *m) {
     int n = 0;
-    for (int i = 0; i < m->dims.L * MOLT_SITE_SLOTS; i++) n += m->sites[i] != NULL;
+    for (int i = 0; i < molt_site_slots(m); i++) n += m->sites[i] != NULL;
     return n;
 }
 
@@ -783,7 +789,7 @@ static expert_w expert_weights(const molt_model *m, const molt_moe_site *s, int 
     expert_w x;
     memset(&x, 0, sizeof x);
     for (int i = 0; i < 3; i++) {
-        if (d->placement == MOLT_PLACE_FFN) {
+        if (own_ffn_experts(d)) {
             x.W[i] = ten_w(s, i, l), x.gW[i] = ten_g(s, i, l);
         } else {
             x.W[i] = w->w[pr[i]], x.gW[i] = g->w[pr[i]];
@@ -890,6 +896,17 @@ void molt_moe_ffn_backward(molt_model *m, molt_moe_site *s, float *dx, const flo
     site_backward(m, s, dx, dx, dout, x, Ntok, ffn_backward_chunk, 1.0f);
 }
 
+void molt_moe_xattn_forward(molt_model *m, molt_moe_site *s, float *out, const float *xr,
+                            const float *xv, int Ntok, int training) {
+    memset(out, 0, sizeof(float) * (size_t)Ntok * m->dims.d);
+    site_forward(m, s, out, xr, xv, Ntok, training, ffn_forward_chunk, 1.0f);
+}
+
+void molt_moe_xattn_backward(molt_model *m, molt_moe_site *s, float *dxr, float *dxv,
+                             const float *dout, const float *xr, int Ntok) {
+    site_backward(m, s, dxr, dxv, dout, xr, Ntok, ffn_backward_chunk, 1.0f);
+}
+
 /* ---------------- moe.dispatch = auto ---------------- */
 
 /* Expected (token, expert) selections per token: k for top-k-like routers,
@@ -928,7 +945,7 @@ int molt_moe_auto_dispatch(molt_model *m, double alpha, double beta, FILE *log) 
         fprintf(log, "molt: moe.dispatch = auto: alpha %.1f us/message, beta %.2f GB/s "
                      "(probe over ep_comm); per-step cost per site:\n",
                 alpha * 1e6, 1e-9 / beta);
-    for (int i = 0; m->sites && i < m->dims.L * MOLT_SITE_SLOTS; i++) {
+    for (int i = 0; m->sites && i < molt_site_slots(m); i++) {
         molt_moe_site *s = m->sites[i];
         if (!s) continue;
         double ta, tr;

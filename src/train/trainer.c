@@ -344,13 +344,20 @@ static cJSON *step_times(trainer *t, long n) {
     return o;
 }
 
-static cJSON *eval_json(const double acc[MOLT_NTASKS], double eval_loss, double *mean) {
+/* What an evaluation reports on: the tasks, or the languages of a feature benchmark. */
+typedef struct {
+    const char *const *names;
+    int n;
+    const char *what; /* "task" or "language" */
+} eval_rows;
+
+static cJSON *eval_json(const eval_rows *er, const double *acc, double eval_loss, double *mean) {
     cJSON *o = cJSON_CreateObject();
     double sum = 0;
     int n = 0;
-    for (int t = 0; t < MOLT_NTASKS; t++) {
+    for (int t = 0; t < er->n; t++) {
         if (acc[t] < 0) continue;
-        cJSON_AddNumberToObject(o, molt_task_names[t], acc[t]);
+        cJSON_AddNumberToObject(o, er->names[t], acc[t]);
         sum += acc[t], n++;
     }
     *mean = n ? sum / n : 0;
@@ -359,36 +366,44 @@ static cJSON *eval_json(const double acc[MOLT_NTASKS], double eval_loss, double 
     return o;
 }
 
-static void print_eval_table(const double acc[MOLT_NTASKS], double eval_loss, double mean) {
-    printf("\n| task       | accuracy |\n|------------|----------|\n");
-    for (int t = 0; t < MOLT_NTASKS; t++)
-        if (acc[t] >= 0) printf("| %-10s | %7.1f%% |\n", molt_task_names[t], 100 * acc[t]);
+static void print_eval_table(const eval_rows *er, const double *acc, double eval_loss,
+                             double mean) {
+    printf("\n| %-10s | accuracy |\n|------------|----------|\n", er->what);
+    for (int t = 0; t < er->n; t++)
+        if (acc[t] >= 0) printf("| %-10s | %7.1f%% |\n", er->names[t], 100 * acc[t]);
     printf("| %-10s | %7.1f%% |\neval loss %.4f\n\n", "mean", 100 * mean, eval_loss);
     fflush(stdout);
 }
 
 /* The task x expert routing table: eval.json keeps the counts of (token,
  * expert) choices per task; the printed table shows each row's shares. */
-static cJSON *routing_json(const double *route, int nexp, const char *site, int print) {
+static cJSON *routing_json(const eval_rows *er, const double *route, int nexp, const char *site,
+                           int print) {
     cJSON *o = cJSON_CreateObject(), *rows = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "site", site);
-    if (print) printf("routing at %s (share of each task's expert choices):\n%-10s", site, "task");
+    if (print)
+        printf("routing at %s (share of each %s's expert choices):\n%-10s", site, er->what,
+               er->what);
     for (int e = 0; print && e < nexp; e++) printf(" e%-4d", e);
     if (print) printf("\n");
-    for (int t = 0; t < MOLT_NTASKS; t++) {
+    for (int t = 0; t < er->n; t++) {
         double tot = 0;
         for (int e = 0; e < nexp; e++) tot += route[t * nexp + e];
         if (tot <= 0) continue;
         cJSON *row = cJSON_CreateArray();
-        if (print) printf("%-10s", molt_task_names[t]);
+        if (print) printf("%-10s", er->names[t]);
         for (int e = 0; e < nexp; e++) {
             cJSON_AddItemToArray(row, cJSON_CreateNumber(route[t * nexp + e]));
             if (print) printf(" %.2f ", route[t * nexp + e] / tot);
         }
         if (print) printf("\n");
-        cJSON_AddItemToObject(rows, molt_task_names[t], row);
+        cJSON_AddItemToObject(rows, er->names[t], row);
     }
     cJSON_AddItemToObject(o, "tasks", rows);
+    /* how much the chosen expert tells about the task or language */
+    double mi = molt_routing_mutual_info(route, er->n, nexp);
+    cJSON_AddNumberToObject(o, "mutual_information_bits", mi);
+    if (print) printf("mutual information (%s; expert): %.3f bits\n", er->what, mi);
     return o;
 }
 
@@ -396,13 +411,18 @@ static int run_eval(trainer *t, long step, cJSON *line, int final) {
     int rc = MOLT_OK;
     double acc[MOLT_NTASKS], el, mean, *route = NULL;
     char site[96] = "";
-    if (t->c->data.source != MOLT_DATA_TASKS || t->c->eval.samples == 0) return MOLT_OK;
+    const int src = t->c->data.source;
+    const int feat = src == MOLT_DATA_FEATURES || (src == MOLT_DATA_MMMB && t->model.dims.proj);
+    const eval_rows er = feat ? (eval_rows){molt_feat_group_names, MOLT_FEAT_GROUPS, "language"}
+                              : (eval_rows){molt_task_names, MOLT_NTASKS, "task"};
+    if ((src != MOLT_DATA_TASKS && !feat) || t->c->eval.samples == 0) return MOLT_OK;
     int nexp = molt_moe_task_routing(&t->model, NULL, NULL, site, sizeof site);
     if (nexp) MOLT_ALLOC(route, MOLT_NTASKS * nexp);
-    MOLT_TRY(molt_eval_tasks(&t->model, t->c, t->comm, acc, &el, route));
+    if (feat) MOLT_TRY(molt_eval_features(&t->model, t->c, t->comm, acc, &el, route));
+    else MOLT_TRY(molt_eval_tasks(&t->model, t->c, t->comm, acc, &el, route));
     if (t->rank != 0) goto done;
-    cJSON *e = eval_json(acc, el, &mean);
-    if (nexp) cJSON_AddItemToObject(e, "routing", routing_json(route, nexp, site, final));
+    cJSON *e = eval_json(&er, acc, el, &mean);
+    if (nexp) cJSON_AddItemToObject(e, "routing", routing_json(&er, route, nexp, site, final));
     if (line) cJSON_AddItemToObject(line, "eval", e);
     if (final) {
         char path[MOLT_PATH_MAX + 16], *s = NULL;
@@ -416,7 +436,7 @@ static int run_eval(trainer *t, long step, cJSON *line, int final) {
         rc = s ? molt_write_text(path, s) : MOLT_ERR_INTERNAL;
         cJSON_free(s);
         cJSON_Delete(root);
-        print_eval_table(acc, el, mean);
+        print_eval_table(&er, acc, el, mean);
     } else if (!line) {
         cJSON_Delete(e);
     }

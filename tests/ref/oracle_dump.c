@@ -57,6 +57,22 @@ static int run(int argc, char **argv) {
     MOLT_TRY(molt_h5_write_params(file, argv[2], &m, "", MOLT_H5_WEIGHTS));
     MOLT_TRY(molt_h5_write_i32(file, argv[2], "/batch/inputs", b.inputs, BATCH, T));
     MOLT_TRY(molt_h5_write_i32(file, argv[2], "/batch/targets", b.targets, BATCH, T));
+    const int nf = m.dims.n_ft, D = m.dims.d;
+    if (m.dims.proj) { /* feature inputs [B, n_ft, feat_dim] and the prompts' ends */
+        hsize_t dims[3] = {BATCH, (hsize_t)nf, (hsize_t)m.dims.feat_dim};
+        MOLT_TRY(molt_h5_write_i32(file, argv[2], "/batch/plen", b.plen, BATCH, 0));
+        hid_t sp = H5Screate_simple(3, dims, NULL), ds = -1;
+        if (sp >= 0)
+            ds = H5Dcreate2(file, "/batch/features", H5T_NATIVE_FLOAT, sp, H5P_DEFAULT, H5P_DEFAULT,
+                            H5P_DEFAULT);
+        int bad = ds < 0 || H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, b.feat) < 0;
+        if (ds >= 0) H5Dclose(ds);
+        if (sp >= 0) H5Sclose(sp);
+        if (bad)
+            MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: cannot write /batch/features", argv[2]);
+    }
+    float *xo = NULL;
+    if (m.dims.proj) MOLT_ALLOC(xo, (size_t)BATCH * nf * D);
     for (int s = 0; s < ADAM_STEPS; s++) {
         long count = 0;
         memset(m.grad, 0, sizeof(float) * m.n_train);
@@ -65,7 +81,7 @@ static int run(int argc, char **argv) {
         /* one batch on one rank: its routing statistics are the global ones */
         MOLT_TRY(molt_moe_stats_reduce(&m, MPI_COMM_WORLD));
         if (s == 0) { /* routing facts the MoE oracle script checks */
-            for (int i = 0; m.sites && i < m.dims.L * MOLT_SITE_SLOTS; i++) {
+            for (int i = 0; m.sites && i < molt_site_slots(&m); i++) {
                 const molt_moe_site *site = m.sites[i];
                 int empty = 0;
                 for (int e = 0; site && e < site->N; e++)
@@ -79,6 +95,11 @@ static int run(int argc, char **argv) {
             MOLT_TRY(molt_h5_write_f32(file, argv[2], "/out/logits", molt_model_logits(&m),
                                        BATCH * T, cfg.model.vocab_size));
             MOLT_TRY(molt_h5_write_f32(file, argv[2], "/out/loss", &lossf, 1, 0));
+            for (int j = 0; m.dims.proj && j < BATCH; j++) /* the module's output rows */
+                memcpy(xo + (size_t)j * nf * D, m.acts->x + ((size_t)j * T + 1) * D,
+                       sizeof(float) * nf * D);
+            if (m.dims.proj)
+                MOLT_TRY(molt_h5_write_f32(file, argv[2], "/out/xattn", xo, BATCH * nf, D));
             if (molt_model_has_moe(&m)) {
                 float auxf = (float)molt_moe_aux_loss(&m);
                 MOLT_TRY(molt_h5_write_f32(file, argv[2], "/out/aux_loss", &auxf, 1, 0));
@@ -87,6 +108,11 @@ static int run(int argc, char **argv) {
         molt_model_backward(&m, &b, 1.0f / (float)count);
         if (m.failed) MOLT_FAIL(m.failed, "step %d: backward failed", s);
         if (s == 0) MOLT_TRY(molt_h5_write_params(file, argv[2], &m, "grad/", MOLT_H5_GRADS));
+        if (s == 0 && m.dims.proj)
+            MOLT_TRY(molt_h5_write_f32(file, argv[2], "/out/dfeat", m.acts->fdfeat, BATCH * nf,
+                                       m.dims.feat_dim));
+        if (s == 0 && m.dims.proj && m.g.embed) /* the gradient of the embedding output */
+            MOLT_TRY(molt_h5_write_f32(file, argv[2], "/out/dembed", m.acts->dres, BATCH * T, D));
         double norm, lr;
         molt_optimizer_update(&opt, &m, &cfg, s, molt_grad_sumsq(m.grad, m.n_train), &norm, &lr);
         printf("oracle_dump: step %d loss %.6f grad_norm %.4f lr %.2e\n", s, loss / count, norm,
@@ -101,7 +127,7 @@ static int run(int argc, char **argv) {
     }
 done:
     if (file >= 0) H5Fclose(file);
-    free(text);
+    free(text), free(xo);
     molt_data_close(data);
     molt_batch_free(&b);
     molt_adamw_free(&opt);

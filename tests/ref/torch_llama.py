@@ -39,7 +39,17 @@ Dump format (HDF5):
                           fused_mlp and ffn
   /experts/model.layers.{i}.mlp/expert_{e:03d}/{gate,up,down}_proj.weight
                           ffn: [F,d], [F,d], [d,F]
+  /projector/model.mm_projector.{0,2}.{weight,bias}   model.projector = mlp2x_gelu
+  /routers/model.mm_moe/weight [N,d], /experts/model.mm_moe/expert_{e:03d}/...
+                          moe.placement = xattn (Parrot, DESIGN §4)
   /batch/inputs, /batch/targets   int32 [B,T]; target -1 = ignored
+  /batch/features [B, n_ft, feat_dim], /batch/plen [B]   feature inputs: the
+                          projected (and xattn-mixed) features replace the
+                          embeddings at positions 1..n_ft; the prompt is
+                          positions 1+n_ft .. plen-1
+  /out/xattn [B*n_ft, d]  the module's output; /out/dfeat [B*n_ft, feat_dim]
+                          d objective / d features; /out/dembed [B*T, d] (full
+                          mode) d objective / d embeddings (0 at the span)
   /out/logits [B,T,V], /out/loss [1]
   /grad/<group>/<path>, /after/<group>/<path>   for every trainable
 
@@ -107,7 +117,7 @@ import torch
 PROJS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 ATTN = ("q_proj", "k_proj", "v_proj", "o_proj")
 MLP = ("gate_proj", "up_proj", "down_proj")
-PLACEMENTS = ("none", "plugin", "fused_mlp", "ffn")
+PLACEMENTS = ("none", "plugin", "fused_mlp", "ffn", "xattn")
 ROUTERS = ("topk", "topp", "dynmole", "switch", "soft", "expert_choice", "factor")
 AUX = ("balance", "dynmole", "zloss", "pa")
 ENTROPY_SHIFT = 1e-5  # p~ = p + 1e-5 of the Tsallis entropy (DESIGN §3)
@@ -280,6 +290,8 @@ class Spec:
         self.hd = self.d // self.H
         self.targets = parse_mask(cfg, "lora", "targets", PROJS)
         self._moe(cfg)
+        # routers exist (an xattn module with moe.enable = false has none)
+        self.moe_on = self.placement != "none" and (self.placement != "xattn" or self.xattn_N > 0)
         if self.targets or self.placement in ("plugin", "fused_mlp"):
             self.r = cfg.int("lora", "r")
             self.alpha = cfg.float("lora", "alpha")
@@ -291,6 +303,11 @@ class Spec:
         else:
             self.r, self.alpha, self.scale = 0, 0.0, 0.0
         self.train_norms = cfg.bool("lora", "train_norms") if self.mode == "peft" else False
+        has_proj = cfg.cp.has_option("model", "projector")
+        self.projector = cfg.str("model", "projector", ("none", "mlp2x_gelu")) if has_proj else "none"
+        if self.projector != "none":
+            self.feat_dim = cfg.int("model", "feat_dim")
+            self.n_ft = cfg.int("model", "feat_tokens")
 
     def _moe(self, cfg):
         """[moe]; absent section or placement none = the dense model."""
@@ -298,7 +315,17 @@ class Spec:
         self.placement = cfg.str("moe", "placement", PLACEMENTS) if has else "none"
         self.moe_targets, self.n_exp = [], [0] * self.L
         self.aux, self.router = [], None
+        self.xattn_N = 0
         if self.placement == "none":
+            return
+        if self.placement == "xattn":  # Parrot: one module on the projected features
+            self.aux, self.aux_reduce, self.experts_train = [], "sum", True
+            if cfg.str("moe", "router", ROUTERS) != "soft" or parse_mask(cfg, "moe", "aux", AUX):
+                raise Malformed("attribute /config: xattn needs moe.router = soft and no moe.aux")
+            if cfg.bool("moe", "enable"):
+                self.xattn_N = parse_experts(cfg.raw("moe", "num_experts"), 1)[0]
+            self.edff = cfg.int("moe", "expert_d_ff")
+            self.moe_weight = f32(cfg.float("moe", "moe_weight"))
             return
         self.n_exp = parse_experts(cfg.raw("moe", "num_experts"), self.L)
         self.router = cfg.str("moe", "router", ROUTERS)
@@ -408,9 +435,23 @@ class Spec:
                     s[pre + "gate_proj.weight"] = (self.dff, self.d)
                     s[pre + "up_proj.weight"] = (self.dff, self.d)
                     s[pre + "down_proj.weight"] = (self.d, self.dff)
+        if self.projector != "none":
+            pre = "projector/model.mm_projector."
+            s[pre + "0.weight"], s[pre + "0.bias"] = (self.d, self.feat_dim), (self.d,)
+            s[pre + "2.weight"], s[pre + "2.bias"] = (self.d, self.d), (self.d,)
+        if self.xattn_N:
+            s["routers/model.mm_moe/weight"] = (self.xattn_N, self.d)
+            for e in range(self.xattn_N):
+                pre = "experts/model.mm_moe/expert_%03d/" % e
+                s[pre + "gate_proj.weight"] = (self.edff, self.d)
+                s[pre + "up_proj.weight"] = (self.edff, self.d)
+                s[pre + "down_proj.weight"] = (self.d, self.edff)
         return s
 
     def describe(self):
+        if self.placement == "xattn":
+            return "projector=%s xattn experts=%d edff=%d moe_weight=%g" % (
+                self.projector, self.xattn_N, self.edff, self.moe_weight)
         if self.placement == "none":
             return "moe=none"
         return ("moe=%s router=%s experts=%s%s aux=%s(%s)"
@@ -599,7 +640,36 @@ def pa_loss(spec, z, w, ys, N, teacher=None):
     return spec.pa_coef * kl + spec.pa_balance_coef * (mask * p).mean()
 
 
-def forward(spec, P, inputs, targets, book=None):
+def parrot_input(spec, P, x, feat, plen, book):
+    """Projector (mlp2x_gelu) and the xattn MoE (DESIGN §4) on the features;
+    the result replaces x[:, 1:1+n_ft]. Written from the formulas:
+    a = softmax(H_v[0] H_t^T / sqrt(d)), z = a H_t, w = softmax(W_g z),
+    out = sum_e w_e SwiGLU_e(H_v) + moe_weight H_v."""
+    B, nf, d = feat.shape[0], spec.n_ft, spec.d
+    pre = "projector/model.mm_projector."
+    h1 = feat @ P[pre + "0.weight"].t() + P[pre + "0.bias"]
+    hv = torch.nn.functional.gelu(h1) @ P[pre + "2.weight"].t() + P[pre + "2.bias"]  # [B,nf,d]
+    out = hv
+    if spec.xattn_N:
+        silu = torch.nn.functional.silu
+        rows = []
+        for j in range(B):
+            ht = x[j, 1 + nf:int(plen[j])]  # prompt embeddings
+            a = torch.softmax(hv[j, 0] @ ht.t() / math.sqrt(d), dim=-1)
+            z = a @ ht
+            w = torch.softmax(P["routers/model.mm_moe/weight"] @ z, dim=-1)
+            y = spec.moe_weight * hv[j]
+            for e in range(spec.xattn_N):
+                ep = "experts/model.mm_moe/expert_%03d/" % e
+                hid = silu(hv[j] @ P[ep + "gate_proj.weight"].t()) * (hv[j] @ P[ep + "up_proj.weight"].t())
+                y = y + w[e] * (hid @ P[ep + "down_proj.weight"].t())
+            rows.append(y)
+        out = torch.stack(rows)
+    book.xattn = out
+    return torch.cat([x[:, :1], out, x[:, 1 + nf:]], dim=1)
+
+
+def forward(spec, P, inputs, targets, book=None, feat=None, plen=None):
     """P maps parameter path ('base/<name>', 'adapters/<m>/shared/lora_A', ...)
     to a float64 tensor. Returns (logits [B,T,V], LM loss, aux loss) where the
     aux loss is the router losses summed (or averaged) over all sites; the
@@ -678,6 +748,11 @@ def forward(spec, P, inputs, targets, book=None):
     causal = torch.ones(T, T, dtype=torch.bool).tril()
 
     x = P["base/model.embed_tokens.weight"][inputs.long()]  # [B,T,d]
+    if spec.projector != "none":
+        if x.requires_grad:  # d objective / d embeddings: the prompt's reach through xattn too
+            x.retain_grad()
+        book.x0 = x
+        x = parrot_input(spec, P, x, feat, plen, book)
     for i in range(spec.L):
         h = rmsnorm(x, P["base/model.layers.%d.input_layernorm.weight" % i], spec.eps)
         q = proj(i, "q_proj", h).view(B, T, H, hd).transpose(1, 2)
@@ -740,7 +815,7 @@ def read_train(cfg):
 def trainable_names(spec, P):
     names = []
     for n in P:
-        if n.startswith(("adapters/", "routers/")):  # LoRA (shared, experts), routers
+        if n.startswith(("adapters/", "routers/", "projector/")):  # LoRA, routers, projector
             names.append(n)
         elif n.startswith("experts/"):  # full FFN experts: full mode (factor: factor.train)
             if spec.experts_train:
@@ -754,7 +829,7 @@ def trainable_names(spec, P):
     return sorted(names)
 
 
-def adam_run(spec, P, inputs, targets, tr, steps, book):
+def adam_run(spec, P, inputs, targets, tr, steps, book, feat=None, plen=None):
     """AdamW on a copy of the trainables of P; returns {name: tensor}. The
     objective of every step is LM loss + aux loss (routing recomputed)."""
     names = trainable_names(spec, P)
@@ -774,7 +849,7 @@ def adam_run(spec, P, inputs, targets, tr, steps, book):
         for g in opt.param_groups:
             g["lr"] = lr
         opt.zero_grad(set_to_none=True)
-        _, loss, aux = forward(spec, Q, inputs, targets, book)
+        _, loss, aux = forward(spec, Q, inputs, targets, book, feat, plen)
         (loss + aux).backward()
         for n in names:  # no path to the objective (factor router without aux): 0, still decayed
             if params[n].grad is None:
@@ -844,7 +919,8 @@ def load_group(f, P, want, group):
     if extra:
         why = {"base": "not in the config's model", "adapters": "not in lora.targets / the experts",
                "routers": "not a router of the config", "experts": "not an expert of the config",
-               "teacher": "no pa teacher in the config (moe.aux = pa, factor.train = router,experts)"}
+               "teacher": "no pa teacher in the config (moe.aux = pa, factor.train = router,experts)",
+               "projector": "model.projector = none in the config"}
         if group == "base" and extra[0] == "lm_head.weight":
             raise Malformed("unexpected dataset /base/lm_head.weight (tied embeddings)")
         raise Malformed("unexpected dataset /%s/%s (%s)" % (group, extra[0], why[group]))
@@ -868,7 +944,7 @@ def run(path, tol, no_aux=False):
         # weights
         P = {}
         want = spec.shapes()
-        for group in ("base", "adapters", "routers", "experts", "teacher"):
+        for group in ("base", "adapters", "routers", "experts", "teacher", "projector"):
             load_group(f, P, want, group)
 
         inputs = read_ds(f, "/batch/inputs")
@@ -884,6 +960,14 @@ def run(path, tol, no_aux=False):
         if bad.any():
             raise Malformed("/batch/targets has ids outside [0, %d) other than -1" % spec.V)
         B, T = inputs.shape
+        feat = plen = None
+        if spec.projector != "none":
+            feat = torch.from_numpy(read_ds(f, "/batch/features").astype(np.float64))
+            plen = read_ds(f, "/batch/plen").astype(np.int64)
+            if feat.shape != (B, spec.n_ft, spec.feat_dim) or plen.shape != (B,):
+                raise Malformed("/batch/features %s, /batch/plen %s: want [%d,%d,%d], [%d]"
+                                % (tuple(feat.shape), plen.shape, B, spec.n_ft, spec.feat_dim, B))
+            feat.requires_grad_(True)
         inputs = torch.from_numpy(inputs.astype(np.int64))
         targets = torch.from_numpy(targets.astype(np.int64))
         d_logits = read_ds(f, "/out/logits")
@@ -905,10 +989,12 @@ def run(path, tol, no_aux=False):
         # forward + backward at the dumped weights (objective: LM loss + aux loss)
         for n in names:
             P[n].requires_grad_(True)
-        logits, loss, aux = forward(spec, P, inputs, targets, book)
+        logits, loss, aux = forward(spec, P, inputs, targets, book, feat, plen)
         (loss + aux).backward()
         aux0, margin0 = float(aux), book.margin
-        if spec.placement != "none":
+        if feat is not None:  # the xattn module's output, and the features' gradient
+            rep_x = book.xattn.detach().reshape(B * spec.n_ft, spec.d)
+        if spec.moe_on:
             print("oracle: LM loss %.9g  aux loss %.9g (%s over %d sites: %s)  objective %.9g  "
                   "min routing margin %.3g%s" % (float(loss), aux0, spec.aux_reduce, book.sites,
                                                  ",".join(spec.aux) or "none", float(loss) + aux0,
@@ -916,8 +1002,15 @@ def run(path, tol, no_aux=False):
                                                            "at a capacity boundary, lower index "
                                                            "wins)" % book.ties) if book.ties else ""))
         rep.compare("out/logits", d_logits, logits)
+        if feat is not None:
+            rep.compare("out/xattn", read_ds(f, "/out/xattn"), rep_x)
+            rep.compare("out/dfeat", read_ds(f, "/out/dfeat"),
+                        feat.grad.reshape(B * spec.n_ft, spec.feat_dim))
+            if book.x0.grad is not None:  # the embedding output (prompt embeddings) trains
+                rep.compare("out/dembed", read_ds(f, "/out/dembed"),
+                            book.x0.grad.reshape(B * T, spec.d))
         rep.compare("out/loss", d_loss.reshape(1), loss.detach().reshape(1))
-        if spec.placement != "none":  # the auxiliary router loss of the dumped weights
+        if spec.moe_on:  # the auxiliary router loss of the dumped weights
             rep.compare("out/aux_loss", read_ds(f, "/out/aux_loss").reshape(1),
                         torch.tensor([aux0], dtype=torch.float64))
 
@@ -935,7 +1028,7 @@ def run(path, tol, no_aux=False):
         have = set(list_datasets(f, "after"))
         if steps > 0 or have:
             book.margin = math.inf
-            after = adam_run(spec, P, inputs, targets, tr, steps, book) if steps > 0 else \
+            after = adam_run(spec, P, inputs, targets, tr, steps, book, feat, plen) if steps > 0 else \
                 {n: P[n].detach() for n in names}
             for n in names:
                 if n not in have:
@@ -944,13 +1037,13 @@ def run(path, tol, no_aux=False):
                     rep.compare("after/" + n, read_ds(f, "/after/" + n), after[n])
             for n in sorted(have - set(names)):
                 rep.extra("after/" + n)
-            if spec.placement != "none" and steps > 0:
+            if spec.moe_on and steps > 0:
                 print("oracle: min routing margin over the %d AdamW steps %.3g" % (steps, book.margin))
-        if spec.placement != "none" and min(margin0, book.margin) < MARGIN_WARN:
+        if spec.moe_on and min(margin0, book.margin) < MARGIN_WARN:
             print("oracle: WARNING a routing decision is within %.1g of flipping: fp32 rounding "
                   "may select differently (change train.seed)" % MARGIN_WARN)
 
-    if spec.placement != "none":
+    if spec.moe_on:
         print("oracle: %d tensors compared, %d failed (aux %.9g, margin %.2g)"
               % (rep.n, rep.failed, aux0, min(margin0, book.margin)))
     else:
