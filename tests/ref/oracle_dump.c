@@ -28,6 +28,7 @@ static int run(int argc, char **argv) {
     molt_batch b = {0};
     molt_data *data = NULL;
     char *text = NULL;
+    float *xo = NULL; /* the xattn module's output rows */
     hid_t file = -1;
     if (argc < 3) MOLT_FAIL(MOLT_ERR_INPUT, "usage: oracle_dump CONFIG OUT.h5 [--set k=v ...]");
     molt_config_defaults(&cfg);
@@ -71,7 +72,6 @@ static int run(int argc, char **argv) {
         if (bad)
             MOLT_FAIL(MOLT_ERR_INTERNAL, "%s: cannot write /batch/features", argv[2]);
     }
-    float *xo = NULL;
     if (m.dims.proj) MOLT_ALLOC(xo, (size_t)BATCH * nf * D);
     for (int s = 0; s < ADAM_STEPS; s++) {
         long count = 0;
