@@ -32,7 +32,8 @@ typedef struct {
 
 typedef struct {
     const char *dir, *seed_key;
-    int ncol, seed_col, nmet, np;
+    int ncol, nmet, np;
+    unsigned char seed_col[MAX_COLS]; /* 1: a column averaged over (the seed axis) */
     char col[MAX_COLS][CELL];
     char met[MAX_METRICS][64];
     point *pts;
@@ -40,9 +41,10 @@ typedef struct {
 } sweep;
 
 static void collect_help(void) {
-    printf("usage: molt collect SWEEP_DIR [--seed-key section.key]\n\n"
+    printf("usage: molt collect SWEEP_DIR [--seed-key section.key[,section.key...]]\n\n"
            "The results table of a sweep run by launch/sweep: one row per grid point with\n"
-           "mean ± std over seeds (the --seed-key axis, default train.seed) of every task's\n"
+           "mean ± std over seeds (the --seed-key axis, default train.seed; a list names\n"
+           "keys zipped with the seed, e.g. train.seed,model.init_from) of every task's\n"
            "accuracy, their mean, eval loss, trainable parameters, tokens/s and wall time.\n"
            "Writes SWEEP_DIR/results.md (also printed), results.csv and results.dat; points\n"
            "that did not finish are listed with their status.\n");
@@ -107,9 +109,16 @@ static int read_points(sweep *s) {
     }
     if (ferror(f)) MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot read %s: %s", path, strerror(errno));
     if (s->ncol == 0) MOLT_FAIL(MOLT_ERR_INPUT, "%s is empty", path);
-    s->seed_col = -1;
-    for (int c = 1; c < s->ncol; c++)
-        if (!strcmp(s->col[c], s->seed_key)) s->seed_col = c;
+    memset(s->seed_col, 0, sizeof s->seed_col);
+    for (int c = 1; c < s->ncol; c++) { /* is col[c] one of the comma-separated seed keys? */
+        size_t n = strlen(s->col[c]);
+        for (const char *k = s->seed_key; k && *k;) {
+            const char *end = strchr(k, ',');
+            size_t len = end ? (size_t)(end - k) : strlen(k);
+            if (len == n && !strncmp(k, s->col[c], n)) s->seed_col[c] = 1;
+            k = end ? end + 1 : NULL;
+        }
+    }
 done:
     free(line);
     if (f) fclose(f);
@@ -201,7 +210,7 @@ static void group_points(sweep *s) {
         for (int j = 0; j < i && s->group[i] == i; j++) {
             int same = 1;
             for (int c = 1; c < s->ncol && same; c++)
-                if (c != s->seed_col && strcmp(s->pts[i].cell[c], s->pts[j].cell[c]) != 0) same = 0;
+                if (!s->seed_col[c] && strcmp(s->pts[i].cell[c], s->pts[j].cell[c]) != 0) same = 0;
             if (same) s->group[i] = s->group[j];
         }
     }
@@ -267,19 +276,19 @@ static int write_tables(sweep *s, FILE *md, FILE *csv, FILE *dat) {
     /* Markdown: group columns, n, then every metric */
     fprintf(md, "|");
     for (int c = 1; c < s->ncol; c++)
-        if (c != s->seed_col) fprintf(md, " %s |", s->col[c]);
+        if (!s->seed_col[c]) fprintf(md, " %s |", s->col[c]);
     fprintf(md, " n |");
     for (int m = 0; m < s->nmet; m++)
         fprintf(md, " %s |", s->met[m]);
     fprintf(md, "\n|");
     for (int c = 1; c < s->ncol; c++)
-        if (c != s->seed_col) fprintf(md, "---|");
+        if (!s->seed_col[c]) fprintf(md, "---|");
     fprintf(md, "--:|");
     for (int m = 0; m < s->nmet; m++)
         fprintf(md, "--:|");
     fprintf(md, "\n");
     for (int c = 1; c < s->ncol; c++)
-        if (c != s->seed_col) fprintf(csv, "%s,", s->col[c]);
+        if (!s->seed_col[c]) fprintf(csv, "%s,", s->col[c]);
     fprintf(csv, "n,points");
     for (int m = 0; m < s->nmet; m++)
         fprintf(csv, ",%s,%s_std", s->met[m], s->met[m]);
@@ -290,7 +299,7 @@ static int write_tables(sweep *s, FILE *md, FILE *csv, FILE *dat) {
         char label[512] = "";
         fprintf(md, "|");
         for (int c = 1; c < s->ncol; c++) {
-            if (c == s->seed_col) continue;
+            if (s->seed_col[c]) continue;
             const char *v = show_cell(s, c, s->pts[g].cell[c], buf, sizeof buf);
             fprintf(md, " %s |", v);
             fprintf(csv, "%s,", v);

@@ -36,6 +36,13 @@ grep -q '^| topk | 2 | 60.0 ± 14.1 | 60.0 ± 14.1 | 2.5000 ± 0.7071 | 100 | ' 
 grep -q '^topk,2,2,0.6,0.141421,0.6,0.141421,2.5,0.707107,100,0,' sw/results.csv || { cat sw/results.csv; fail "collect: csv"; }
 # wall: a 2 s and b 2 + 1.5 s; tok/s: a 400/2, b 800/3.5
 grep -q ',214.286,20.2031,2.75,1.06066$' sw/results.csv || { cat sw/results.csv; fail "collect: tok/s and wall over requeued segments"; }
+# a seed axis zipped with another key (stage 2 from each seed's stage 1):
+# without naming both, the two points stay apart; naming both averages them
+printf 'point\tmoe.router\ttrain.seed\tmodel.init_from\na\ttopk\t1\tx1.h5\nb\ttopk\t2\tx2.h5\n' >sw/points.tsv
+run "collect zip seed apart" 0 "$MOLT_BIN" collect sw
+[ "$(grep -c '^| topk |' sw/results.md)" = 2 ] || { cat sw/results.md; fail "collect: init_from apart"; }
+run "collect zip seed" 0 "$MOLT_BIN" collect sw --seed-key train.seed,model.init_from
+grep -q '^| topk | 2 | 60.0 ± 14.1 | ' sw/results.md || { cat sw/results.md; fail "collect: seed,init_from averaged"; }
 expect "collect no dir" 2 "is nowhere a sweep directory?" -- "$MOLT_BIN" collect nowhere
 printf 'point\tx\na\t1\t2\n' >sw/points.tsv
 expect "collect bad row" 2 "sw/points.tsv:2: 3 cells, the header has 2" -- "$MOLT_BIN" collect sw
