@@ -57,7 +57,8 @@ molt_mmmb_item molt_mmmb_eval_item(const molt_mmmb *mm, int lang, uint64_t i);
  * if the row does not fit T. */
 int molt_mmmb_row(const molt_mmmb *mm, const molt_mmmb_item *it, int split, uint64_t g, int answer,
                   int with_eos, int T, int32_t *inputs, int32_t *targets, float *feat, int *plen);
-/* The longest row (any language, template and class) with <eos>: the least train.seq_len. */
+/* The least train.seq_len that holds every row (any language, template and
+ * class) with its <eos> as the last target. */
 int molt_mmmb_longest(const molt_mmmb *mm);
 
 #endif

@@ -127,13 +127,17 @@ done:
     return rc;
 }
 
+/* Tokens of example e's row with choice j, <bos> included, <eos> not. */
+static size_t row_length(const molt_feature_set *fs, const molt_feature_example *e, int j) {
+    return 1 + (size_t)fs->n_ft + strlen(e->prompt) + strlen(e->choices[j]);
+}
+
 static int read_jsonl(molt_feature_set *fs, const char *path, int seq_len) {
     int rc = MOLT_OK;
     FILE *f = NULL;
     char *text = NULL;
     long cap = 0, size = 0;
     cJSON *o = NULL;
-    int32_t *in = NULL, *tg = NULL;
     if (!(f = fopen(path, "rb"))) MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot open", path);
     if (fseek(f, 0, SEEK_END) || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET))
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot read", path);
@@ -141,8 +145,6 @@ static int read_jsonl(molt_feature_set *fs, const char *path, int seq_len) {
     if ((long)fread(text, 1, (size_t)size, f) != size)
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: cannot read", path);
     text[size] = '\0';
-    MOLT_ALLOC(in, seq_len);
-    MOLT_ALLOC(tg, seq_len);
     long line = 0;
     for (char *p = text; *p;) {
         char *end = strchr(p, '\n');
@@ -161,14 +163,17 @@ static int read_jsonl(molt_feature_set *fs, const char *path, int seq_len) {
                 memset(g + cap, 0, (size_t)(nc - cap) * sizeof *g);
                 fs->ex = g, cap = nc;
             }
-            MOLT_TRY(parse_line(fs, o, line, &fs->ex[fs->n_ex]));
-            fs->n_ex++;
-            for (int j = 0; j < fs->ex[fs->n_ex - 1].n_choices; j++) {
-                int plen;
-                rc = molt_feature_set_row_with(fs, fs->n_ex - 1, j, seq_len, in, tg, NULL, &plen);
-                if (rc)
-                    MOLT_FAIL(rc, "%s:%ld: the example does not fit train.seq_len %d", path, line,
-                              seq_len);
+            fs->n_ex++; /* counted before parsing: close frees a half-parsed example */
+            const molt_feature_example *e = &fs->ex[fs->n_ex - 1];
+            MOLT_TRY(parse_line(fs, o, line, &fs->ex[fs->n_ex - 1]));
+            /* every row must fit: each choice scored, and the training row with <eos> */
+            for (int j = 0; j < e->n_choices; j++) {
+                size_t need = row_length(fs, e, j) + (j == e->label);
+                if (need > (size_t)seq_len + 1)
+                    MOLT_FAIL(MOLT_ERR_INPUT,
+                              "%s:%ld: the example needs train.seq_len >= %zu, "
+                              "got %d",
+                              path, line, need - 1, seq_len);
             }
             cJSON_Delete(o);
             o = NULL;
@@ -180,7 +185,7 @@ static int read_jsonl(molt_feature_set *fs, const char *path, int seq_len) {
 done:
     cJSON_Delete(o);
     if (f) fclose(f);
-    free(text), free(in), free(tg);
+    free(text);
     return rc;
 }
 
@@ -227,7 +232,7 @@ int molt_feature_set_row_with(const molt_feature_set *fs, long i, int answer, in
     const int cap = T + 1;
     const int with_eos = answer < 0;
     const char *ans = e->choices[answer < 0 ? e->label : answer];
-    size_t need = 1 + (size_t)fs->n_ft + strlen(e->prompt) + strlen(ans) + (size_t)with_eos;
+    size_t need = row_length(fs, e, answer < 0 ? e->label : answer) + (size_t)with_eos;
     if (need > (size_t)cap)
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: example %ld needs %zu positions, train.seq_len is %d",
                   fs->jsonl, i, need - 1, T);

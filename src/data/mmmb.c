@@ -35,7 +35,7 @@ static const char *const templates[MOLT_MMMB_LANGS][N_TEMPLATES] = {
 int molt_mmmb_parse_mix(const char *text, const char *key, double cum[MOLT_MMMB_LANGS]) {
     int rc = MOLT_OK, seen[MOLT_MMMB_LANGS] = {0};
     double w[MOLT_MMMB_LANGS] = {0}, total = 0;
-    for (const char *p = text; *p;) {
+    for (const char *p = text;;) { /* an empty entry (",en:1", "en:1,") is an error */
         const char *end = strchr(p, ',');
         size_t len = end ? (size_t)(end - p) : strlen(p);
         char entry[64], *colon, *rest;
@@ -83,7 +83,7 @@ int molt_mmmb_init(molt_mmmb *mm, const molt_config *c) {
     mm->noise = (float)c->data.mmmb_noise;
     mm->seed = c->train.seed;
     mm->bench_seed = c->data.mmmb_seed;
-    if (mm->K < 2 || mm->K > MOLT_MMMB_MAX_CLASSES)
+    if (mm->K < MOLT_MMMB_CHOICES || mm->K > MOLT_MMMB_MAX_CLASSES)
         MOLT_FAIL(MOLT_ERR_INPUT, "data.mmmb_classes = %d: between %d and %d", mm->K,
                   MOLT_MMMB_CHOICES, MOLT_MMMB_MAX_CLASSES);
     MOLT_TRY(molt_mmmb_parse_mix(c->data.lang_mix, "data.lang_mix", mm->mix));
@@ -208,5 +208,5 @@ int molt_mmmb_longest(const molt_mmmb *mm) {
                 int n = 1 + mm->n_ft + (int)strlen(templates[l][t]) + (int)strlen(names[l][k]) + 1;
                 if (n > most) most = n;
             }
-    return most;
+    return most - 1; /* the last token (<eos>) is a target only */
 }
