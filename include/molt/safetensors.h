@@ -155,6 +155,7 @@ extern const int molt_hf_n_config_keys;
  *   adapters/<m>/expert_005/lora_B     -> <m>.experts.5.lora_B.weight
  *   routers/<m>/weight (bias)          -> <m>.router.weight (.bias)
  *   experts/<m>/expert_005/up_proj.weight -> <m>.experts.5.up_proj.weight
+ *   projector/model.mm_projector.0.weight -> model.mm_projector.0.weight
  * MOLT_ERR_INTERNAL for a path of no known form, or a name longer than n. */
 int molt_hf_name(const char *path, int peft, char *out, size_t n);
 

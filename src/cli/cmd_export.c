@@ -43,8 +43,8 @@
 #include "molt/router.h"
 #include "molt/safetensors.h"
 
-static const char *const placement_names[] = {"none", "plugin", "fused_mlp", "ffn"};
-_Static_assert(sizeof placement_names / sizeof *placement_names == MOLT_PLACE_FFN + 1,
+static const char *const placement_names[] = {"none", "plugin", "fused_mlp", "ffn", "xattn"};
+_Static_assert(sizeof placement_names / sizeof *placement_names == MOLT_PLACE_XATTN + 1,
                "placement_names follows molt_placement");
 
 static void usage(FILE *out) {
@@ -323,9 +323,9 @@ static int write_moe_json(const run_file *r, const char *dir, const int *sel, in
     ok = ok && (x = cJSON_AddArrayToObject(j, "num_experts"));
     for (int l = 0; ok && l < d->L; l++)
         ok = cJSON_AddItemToArray(x, cJSON_CreateNumber(d->n_exp[l]));
-    x = ok ? proj_list(d->placement == MOLT_PLACE_NONE     ? 0
-                       : d->placement == MOLT_PLACE_PLUGIN ? ex
-                                                           : MLP_PROJS)
+    x = ok ? proj_list(d->placement == MOLT_PLACE_NONE || d->placement == MOLT_PLACE_XATTN ? 0
+                       : d->placement == MOLT_PLACE_PLUGIN                                ? ex
+                                                                                          : MLP_PROJS)
            : NULL;
     ok = ok && x && cJSON_AddItemToObject(j, "targets", x);
     x = ok ? proj_list(sh) : NULL;
@@ -333,6 +333,13 @@ static int write_moe_json(const run_file *r, const char *dir, const int *sel, in
     ok = ok && cJSON_AddNumberToObject(j, "r", c->lora.r);
     ok = ok && cJSON_AddNumberToObject(j, "lora_alpha", c->lora.alpha);
     ok = ok && cJSON_AddNumberToObject(j, "expert_d_ff", d->expert_dff);
+    if (ok && d->proj) { /* Parrot: model.mm_projector, and the xattn module model.mm_moe */
+        ok = cJSON_AddStringToObject(j, "projector", "mlp2x_gelu") &&
+             cJSON_AddNumberToObject(j, "feat_dim", d->feat_dim) &&
+             cJSON_AddNumberToObject(j, "feat_tokens", d->n_ft) &&
+             cJSON_AddNumberToObject(j, "xattn_experts", d->n_exp[d->L]) &&
+             cJSON_AddNumberToObject(j, "moe_weight", d->moe_weight);
+    }
     ok = ok && (x = cJSON_AddObjectToObject(j, "aux"));
     const char *aux[] = {"balance", "dynmole", "zloss"};
     const double coef[] = {c->moe.balance_coef, c->moe.dynmole_coef, c->moe.zloss_coef};

@@ -611,6 +611,8 @@ int molt_hf_name(const char *path, int peft, char *out, size_t n) {
     int len = -1;
     if (kind == 4 && !strncmp(path, "base", 4)) {
         len = snprintf(out, n, "%s%s", peft ? pre : "", slash + 1);
+    } else if (kind == 9 && !strncmp(path, "projector", 9)) { /* LLaVA's mm_projector names */
+        len = snprintf(out, n, "%s%s", pre, slash + 1);
     } else if (slash) {
         const char *module = slash + 1, *rest = strchr(module, '/');
         int mlen = rest ? (int)(rest - module) : 0;

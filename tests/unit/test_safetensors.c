@@ -283,7 +283,10 @@ static void test_hf_names(void) {
         {"routers/model.layers.3.mlp/bias", NULL,
          "base_model.model.model.layers.3.mlp.router.bias"},
         {"experts/model.layers.3.mlp/expert_012/gate_proj.weight", NULL,
-         "base_model.model.model.layers.3.mlp.experts.12.gate_proj.weight"}};
+         "base_model.model.model.layers.3.mlp.experts.12.gate_proj.weight"},
+        {"projector/model.mm_projector.2.bias", NULL, "base_model.model.model.mm_projector.2.bias"},
+        {"experts/model.mm_moe/expert_003/down_proj.weight", NULL,
+         "base_model.model.model.mm_moe.experts.3.down_proj.weight"}};
     char out[256];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         CU_ASSERT(molt_hf_name(cases[i][0], 1, out, sizeof out) == MOLT_OK &&
