@@ -104,7 +104,9 @@ typedef struct {
  * moe differences are printed as notes), load the weights (each rank its own
  * experts), score the JSONL files, run the built-in task suite when
  * data.source = tasks and eval.samples > 0 (at train.seq_len, as the
- * trainer's evaluation), print the tables on rank 0 and write --log-samples
+ * trainer's evaluation) or, for a model with model.projector, the
+ * per-language multiple choice of mmmb_lite or the features file
+ * (molt_eval_features, with the xattn routing table), print the tables on rank 0 and write --log-samples
  * (PATH.tmp, then renamed). Returns a code every rank agrees on, or ends the
  * job with MPI_Abort when a rank fails alone inside the scoring. */
 int molt_eval_run(const molt_config *c, const molt_eval_opts *o, MPI_Comm comm);

@@ -372,6 +372,36 @@ static void print_task_table(const double acc[MOLT_NTASKS], double eval_loss, in
     printf("| %-10s | %7.1f%% |\neval loss %.4f\n", "mean", n ? 100 * sum / n : 0.0, eval_loss);
 }
 
+/* Feature models: accuracy per language, and the xattn module's routing. */
+static void print_language_table(const double acc[MOLT_FEAT_GROUPS], double eval_loss,
+                                 const double *route, int nexp, const char *site) {
+    double sum = 0;
+    int n = 0;
+    printf("\nper-language multiple choice (%s):\n| language   | accuracy |\n"
+           "|------------|----------|\n", "right answer = highest summed log-probability");
+    for (int g = 0; g < MOLT_FEAT_GROUPS; g++)
+        if (acc[g] >= 0) {
+            printf("| %-10s | %7.1f%% |\n", molt_feat_group_names[g], 100 * acc[g]);
+            sum += acc[g], n++;
+        }
+    printf("| %-10s | %7.1f%% |\neval loss %.4f\n", "mean", n ? 100 * sum / n : 0.0, eval_loss);
+    if (!nexp) return;
+    printf("routing at %s (share of each language's questions by top expert):\n%-10s", site,
+           "language");
+    for (int e = 0; e < nexp; e++) printf(" e%-4d", e);
+    printf("\n");
+    for (int g = 0; g < MOLT_FEAT_GROUPS; g++) {
+        double tot = 0;
+        for (int e = 0; e < nexp; e++) tot += route[g * nexp + e];
+        if (tot <= 0) continue;
+        printf("%-10s", molt_feat_group_names[g]);
+        for (int e = 0; e < nexp; e++) printf(" %.2f ", route[g * nexp + e] / tot);
+        printf("\n");
+    }
+    printf("mutual information (language; expert): %.3f bits\n",
+           molt_routing_mutual_info(route, MOLT_FEAT_GROUPS, nexp));
+}
+
 /* ---------------- the weights file's config ---------------- */
 
 /* Keys that shape the model's parameters (molt_ckpt_key_shapes_weights):
@@ -561,7 +591,20 @@ static int run_task_suite(const molt_config *c, const molt_eval_opts *o, const m
     double acc[MOLT_NTASKS], loss = 0;
     /* train.seq_len, as the trainer's evaluation: examples scale to it */
     const int T = c->train.seq_len, B = forward_rows(c, o, T);
+    double *route = NULL;
+    char site[96] = "";
     if ((rc = model_with_weights(&m, c, B, T, lay, o->ckpt, comm))) goto done;
+    if (m.dims.proj) { /* a feature model: per-language multiple choice */
+        int nexp = molt_moe_task_routing(&m, NULL, NULL, site, sizeof site);
+        if (nexp) MOLT_ALLOC(route, MOLT_NTASKS * nexp);
+        rc = molt_eval_features(&m, c, comm, acc, &loss, route);
+        if (rc) molt_abort_job(comm, rc);
+        if (!rc && lay->rank == 0) {
+            print_language_table(acc, loss, route, nexp, site);
+            fflush(stdout);
+        }
+        goto done;
+    }
     rc = molt_eval_tasks(&m, c, comm, acc, &loss, NULL);
     if (rc) molt_abort_job(comm, rc);
     if (!rc && lay->rank == 0) {
@@ -569,6 +612,7 @@ static int run_task_suite(const molt_config *c, const molt_eval_opts *o, const m
         fflush(stdout);
     }
 done:
+    free(route);
     molt_model_free(&m);
     return rc;
 }
@@ -583,13 +627,16 @@ int molt_eval_run(const molt_config *c, const molt_eval_opts *o, MPI_Comm comm) 
     molt_layout_single(&lay);
     MOLT_MPI(MPI_Comm_rank(comm, &rank));
     MOLT_MPI(MPI_Comm_size(comm, &world));
-    const int suite = c->data.source == MOLT_DATA_TASKS && c->eval.samples > 0 && c->eval.tasks;
+    const int feat = c->model.projector != MOLT_PROJECTOR_NONE &&
+                     (c->data.source == MOLT_DATA_FEATURES || c->data.source == MOLT_DATA_MMMB);
+    const int suite = (c->data.source == MOLT_DATA_TASKS && c->eval.samples > 0 && c->eval.tasks) ||
+                      (feat && (c->eval.samples > 0 || c->data.source == MOLT_DATA_FEATURES));
     /* checks every rank makes identically: only rank 0 prints */
     if (!o->n_tasks && !suite) {
         rc = MOLT_ERR_INPUT;
         if (rank == 0)
             MOLT_ERROR(rc, "molt eval: nothing to evaluate: give --tasks FILE.jsonl, or use "
-                       "data.source = tasks with eval.samples > 0");
+                       "data.source = tasks (or mmmb_lite) with eval.samples > 0, or features");
         goto done;
     }
     if (c->parallel.ep > world || world % c->parallel.ep) {

@@ -9,7 +9,9 @@
 #  3. stage 2 resumes bit for bit from its step-15 checkpoint at (1,1) and at
 #     (2,2), the checkpoint holding projector, router, experts and moments;
 #  4. eval.json reports per-language accuracy and the language x expert
-#     table with its mutual information; launch/plot draws it.
+#     table with its mutual information; launch/plot draws it; `molt eval`
+#     of the final weights at another layout prints the same accuracies;
+#     `molt export` names the projector and the module LLaVA/PEFT-style.
 source "$MOLT_SRC/tests/mpi/lib.bash"
 cfg="$MOLT_SRC/tests/configs/parrot_tiny.ini"
 
@@ -98,4 +100,27 @@ PY
 MOLT_BIN="$MOLT_BIN" "$MOLT_SRC/launch/plot" "$work/s2-dp2-ep2" --out "$work/plots" >"$work/plot.log" 2>&1 \
   || { cat "$work/plot.log"; exit 1; }
 ls "$work/plots"/*routing.png >/dev/null || { cat "$work/plot.log"; echo "no routing plot" >&2; exit 1; }
-echo "parrot: layouts, resume and evaluation OK"
+$MPIEXEC -np 2 "$MOLT_BIN" eval "$cfg" --set parallel.ep=2 --ckpt "$work/s2-dp2-ep2/final.h5" \
+  >"$work/eval.log" 2>&1 || { cat "$work/eval.log"; exit 1; }
+for l in en zh pt ar tr ru; do
+  want=$("$MOLT_PYTHON" -c "import json,sys; print('%.1f%%' % (100 * json.load(open(sys.argv[1]))['tasks'][sys.argv[2]]))" \
+    "$work/s2-dp2-ep2/eval.json" $l)
+  grep -qE "^\| $l +\| +$want \|" "$work/eval.log" || { cat "$work/eval.log"; echo "molt eval: $l is not $want" >&2; exit 1; }
+done
+grep -q "mutual information (language; expert)" "$work/eval.log" || { cat "$work/eval.log"; exit 1; }
+"$MOLT_BIN" export "$work/s2-dp2-ep2/final.h5" --out "$work/export" >"$work/export.log" 2>&1 \
+  || { cat "$work/export.log"; exit 1; }
+"$MOLT_PYTHON" - "$work/export" <<'PY'
+import json, struct, sys
+d = sys.argv[1]
+with open(d + "/adapter_model.safetensors", "rb") as f:
+    names = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+pre = "base_model.model.model."
+need = [pre + "mm_projector.0.weight", pre + "mm_projector.2.bias", pre + "mm_moe.router.weight",
+        pre + "mm_moe.experts.3.down_proj.weight"]
+assert all(n in names for n in need), [n for n in need if n not in names]
+moe = json.load(open(d + "/molt_moe.json"))
+assert moe["placement"] == "xattn" and moe["xattn_experts"] == 4 and moe["projector"] == "mlp2x_gelu", moe
+print("export: projector and xattn module named; molt_moe.json records the placement")
+PY
+echo "parrot: layouts, resume, evaluation and export OK"
