@@ -80,12 +80,14 @@ typedef struct {
     int32_t *targets; /* [n_seq * seq_len] next-token targets or MOLT_IGNORE */
     int *task;        /* [n_seq] task id (tasks), language id (mmmb_lite, features), or -1 */
     int n_ft, feat_dim; /* 0 without features */
+    int feat_rows;      /* rows feat and plen have room for */
     float *feat;        /* [n_seq * n_ft * feat_dim], or NULL */
     int *plen;          /* [n_seq] position where the answer starts: the prompt is
                            positions 1 + n_ft … plen - 1 */
 } molt_batch;
 int molt_batch_alloc(molt_batch *b, int n_seq, int seq_len);
-/* Give b room for feature tokens (no-op when it has them at this size). */
+/* Give b room for feature tokens of its n_seq rows (no-op when it has them
+ * at this size). */
 int molt_batch_features(molt_batch *b, int n_ft, int feat_dim);
 void molt_batch_free(molt_batch *b);
 

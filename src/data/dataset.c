@@ -58,12 +58,13 @@ done:
 
 int molt_batch_features(molt_batch *b, int n_ft, int feat_dim) {
     int rc = MOLT_OK;
-    if (b->feat && b->n_ft == n_ft && b->feat_dim == feat_dim) return MOLT_OK;
+    if (b->feat && b->n_ft == n_ft && b->feat_dim == feat_dim && b->feat_rows >= b->n_seq)
+        return MOLT_OK;
     free(b->feat), free(b->plen);
-    b->feat = NULL, b->plen = NULL, b->n_ft = b->feat_dim = 0;
+    b->feat = NULL, b->plen = NULL, b->n_ft = b->feat_dim = b->feat_rows = 0;
     MOLT_ALLOC(b->feat, (size_t)b->n_seq * n_ft * feat_dim);
     MOLT_ALLOC(b->plen, b->n_seq);
-    b->n_ft = n_ft, b->feat_dim = feat_dim;
+    b->n_ft = n_ft, b->feat_dim = feat_dim, b->feat_rows = b->n_seq;
 done:
     return rc;
 }
