@@ -337,7 +337,7 @@ static int write_moe_json(const run_file *r, const char *dir, const int *sel, in
         ok = cJSON_AddStringToObject(j, "projector", "mlp2x_gelu") &&
              cJSON_AddNumberToObject(j, "feat_dim", d->feat_dim) &&
              cJSON_AddNumberToObject(j, "feat_tokens", d->n_ft) &&
-             cJSON_AddNumberToObject(j, "xattn_experts", d->n_exp[d->L]) &&
+             cJSON_AddNumberToObject(j, "xattn_experts", d->xattn ? d->n_exp[d->L] : 0) &&
              cJSON_AddNumberToObject(j, "moe_weight", d->moe_weight);
     }
     ok = ok && (x = cJSON_AddObjectToObject(j, "aux"));
@@ -417,6 +417,11 @@ static int export_run(const export_args *a) {
     char path[MOLT_PATH_MAX + 64];
     MOLT_TRY(open_run(&r, a->ckpt));
     const int placement = r.c.moe.placement, full = r.c.model.mode == MOLT_MODE_FULL;
+    if (a->merged && r.view.dims.proj)
+        MOLT_FAIL(MOLT_ERR_INPUT,
+                  "%s: --merged writes one dense LLaMA; this run also has a feature projector "
+                  "(model.projector = mlp2x_gelu) that no LLaMA checkpoint holds. Export it "
+                  "without --merged", a->ckpt);
     if (a->merged && placement != MOLT_PLACE_NONE)
         MOLT_FAIL(MOLT_ERR_INPUT,
                   "%s: --merged needs a run without experts; this one has "

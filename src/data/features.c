@@ -91,6 +91,8 @@ static int parse_line(const molt_feature_set *fs, const cJSON *o, long line,
         MOLT_FAIL(MOLT_ERR_INPUT, "%s:%ld: \"prompt\" must be a string", p, line);
     MOLT_TRY(dup_str(&e->prompt, pr->valuestring));
     if (cJSON_IsString(an) && !ch) {
+        if (!an->valuestring[0])
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s:%ld: \"answer\" is empty", p, line);
         MOLT_ALLOC(e->choices, 1);
         e->n_choices = 1;
         MOLT_TRY(dup_str(&e->choices[0], an->valuestring));

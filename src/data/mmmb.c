@@ -161,8 +161,8 @@ static int put_bytes(int32_t *tok, int at, int cap, const char *s) {
 int molt_mmmb_row(const molt_mmmb *mm, const molt_mmmb_item *it, int split, uint64_t g, int answer,
                   int with_eos, int T, int32_t *inputs, int32_t *targets, float *feat, int *plen) {
     int rc = MOLT_OK, at = 0, cap = T + 1, prompt_len;
-    int32_t tok[1024];
-    if (cap > (int)(sizeof tok / sizeof tok[0])) cap = (int)(sizeof tok / sizeof tok[0]);
+    int32_t *tok = NULL;
+    MOLT_ALLOC(tok, cap);
     tok[at++] = MOLT_TOK_BOS;
     if (mm->caption) { /* the English name as text, padded to the span */
         const char *en = names[0][it->cls];
@@ -197,6 +197,7 @@ int molt_mmmb_row(const molt_mmmb *mm, const molt_mmmb_item *it, int split, uint
             feat[j] = pr[j] + mm->noise * molt_rng_normal(&r);
     }
 done:
+    free(tok);
     return rc;
 }
 

@@ -410,10 +410,10 @@ int molt_ckpt_key_shapes_weights(const char *section, const char *key) {
     if (!strcmp(section, "model"))
         return strcmp(key, "init_from") && strcmp(key, "mode") && strcmp(key, "max_seq_len");
     if (!strcmp(section, "lora")) return !strcmp(key, "r") || !strcmp(key, "targets");
-    if (!strcmp(section, "moe"))
+    if (!strcmp(section, "moe")) /* enable: whether the xattn module has weights */
         return !strcmp(key, "placement") || !strcmp(key, "targets") ||
                !strcmp(key, "num_experts") || !strcmp(key, "router") ||
-               !strcmp(key, "expert_d_ff");
+               !strcmp(key, "expert_d_ff") || !strcmp(key, "enable");
     return 0;
 }
 
@@ -536,6 +536,14 @@ int molt_ckpt_load(const char *path, const molt_config *c, molt_model *m, molt_a
     long t = 0;
     MOLT_TRY(open_checked(path, &file, step, &theirs));
     if (!(ours = molt_config_to_ini(c))) MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot format the config");
+    { /* keys newer than the checkpoint take their defaults, as when it was written */
+        molt_config tc;
+        molt_config_defaults(&tc);
+        char *norm = NULL;
+        MOLT_TRY(molt_config_load_string(&tc, theirs, path));
+        if (!(norm = molt_config_to_ini(&tc))) MOLT_FAIL(MOLT_ERR_INTERNAL, "cannot format a config");
+        free(theirs), theirs = norm;
+    }
     MOLT_TRY(check_config(path, theirs, ours, m->lay.rank == 0));
     if (H5Aexists(file, "base_file") > 0) { /* peft: the frozen base is linked */
         MOLT_TRY(molt_h5_read_attr_str(file, path, "/", "base_file", &base));

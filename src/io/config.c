@@ -33,6 +33,7 @@
 
 #include "molt/data.h"
 #include "molt/err.h"
+#include "molt/mmmb.h"
 #include "molt/router.h"
 
 const char *const molt_proj_names[MOLT_NPROJ] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
@@ -940,6 +941,9 @@ static int validate_moe(const molt_config *c, const char *src) {
                   c->model.n_layers, MOLT_MAX_LAYERS);
     if (c->moe.placement == MOLT_PLACE_XATTN) { /* one module, on the feature tokens */
         MOLT_TRY(parse_experts(c->moe.num_experts, 1, NULL, src));
+        if (c->model.n_layers >= MOLT_MAX_LAYERS) /* its site is layer n_layers */
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.placement = xattn needs model.n_layers < %d", src,
+                      MOLT_MAX_LAYERS);
         if (c->model.projector == MOLT_PROJECTOR_NONE)
             MOLT_FAIL(MOLT_ERR_INPUT, "%s: moe.placement = xattn acts on projected feature "
                       "tokens: set model.projector = mlp2x_gelu", src);
@@ -1044,6 +1048,12 @@ int molt_config_validate(const molt_config *c) {
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: data.source = features needs data.train_features", src);
     if (c->data.source == MOLT_DATA_FEATURES && c->data.eval_path[0] && !c->data.eval_features[0])
         MOLT_FAIL(MOLT_ERR_INPUT, "%s: data.eval_path needs data.eval_features", src);
+    if (c->data.source == MOLT_DATA_FEATURES && c->data.eval_features[0] && !c->data.eval_path[0])
+        MOLT_FAIL(MOLT_ERR_INPUT, "%s: data.eval_features needs data.eval_path (its JSONL)", src);
+    if (c->data.source == MOLT_DATA_MMMB) { /* the mix fails here, not at the first batch */
+        double cum[MOLT_MMMB_LANGS];
+        MOLT_TRY(molt_mmmb_parse_mix(c->data.lang_mix, "data.lang_mix", cum));
+    }
     const int featured = c->data.source == MOLT_DATA_FEATURES ||
                          (c->data.source == MOLT_DATA_MMMB && !c->data.mmmb_caption);
     if (featured && c->model.projector == MOLT_PROJECTOR_NONE)

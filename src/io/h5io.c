@@ -341,7 +341,8 @@ int molt_weights_load(const char *path, molt_model *m, int adapters) {
         molt_param *p = &m->params[i];
         /* full FFN experts (experts/...) are the model's FFN weights, like the
          * base: loaded whenever the file has them (molt factorize's output) */
-        int ffn_expert = !strncmp(p->path, "experts/", 8);
+        int ffn_expert = !strncmp(p->path, "experts/", 8) &&
+                         strncmp(p->path, "experts/model.mm_moe/", 21); /* xattn: with its router */
         int teacher = !strncmp(p->path, "teacher/", 8); /* pa's frozen dense FFN */
         /* the feature projector: Parrot's stage 2 starts from stage 1's */
         int projector = p->kind == MOLT_PARAM_PROJ;

@@ -639,6 +639,14 @@ int molt_eval_run(const molt_config *c, const molt_eval_opts *o, MPI_Comm comm) 
                        "data.source = tasks (or mmmb_lite) with eval.samples > 0, or features");
         goto done;
     }
+    if (o->n_tasks && c->model.projector != MOLT_PROJECTOR_NONE) {
+        rc = MOLT_ERR_INPUT;
+        if (rank == 0)
+            MOLT_ERROR(rc, "molt eval --tasks scores text-only JSONL, but this model takes feature "
+                       "tokens (model.projector = %s): evaluate it on its data.source (mmmb_lite "
+                       "or features) without --tasks", "mlp2x_gelu");
+        goto done;
+    }
     if (c->parallel.ep > world || world % c->parallel.ep) {
         rc = MOLT_ERR_INPUT;
         if (rank == 0)

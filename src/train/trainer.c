@@ -240,6 +240,11 @@ static int trainer_setup(trainer *t, const molt_config *c, const char *config_te
             printf("molt: resumed from %s at step %ld (read in %.3f s)\n", path, t->start, tr);
     }
     if (!rc) rc = molt_data_open(&t->data, c, MOLT_SPLIT_TRAIN);
+    if (!rc && c->data.source == MOLT_DATA_FEATURES && c->data.eval_path[0]) {
+        molt_data *ev = NULL; /* the evaluation files: fail now, not after training */
+        rc = molt_data_open(&ev, c, MOLT_SPLIT_EVAL);
+        molt_data_close(ev);
+    }
     if (!rc) {
         t->mb = molt_calloc_at((size_t)t->n_micro, sizeof *t->mb, __FILE__, __LINE__);
         if (!t->mb) rc = MOLT_ERR_INTERNAL;
@@ -415,7 +420,10 @@ static int run_eval(trainer *t, long step, cJSON *line, int final) {
     const int feat = src == MOLT_DATA_FEATURES || (src == MOLT_DATA_MMMB && t->model.dims.proj);
     const eval_rows er = feat ? (eval_rows){molt_feat_group_names, MOLT_FEAT_GROUPS, "language"}
                               : (eval_rows){molt_task_names, MOLT_NTASKS, "task"};
-    if ((src != MOLT_DATA_TASKS && !feat) || t->c->eval.samples == 0) return MOLT_OK;
+    /* eval.samples = 0: no evaluation, but a features file's "all of its lines" */
+    if ((src != MOLT_DATA_TASKS && !feat) ||
+        (t->c->eval.samples == 0 && src != MOLT_DATA_FEATURES))
+        return MOLT_OK;
     int nexp = molt_moe_task_routing(&t->model, NULL, NULL, site, sizeof site);
     if (nexp) MOLT_ALLOC(route, MOLT_NTASKS * nexp);
     if (feat) MOLT_TRY(molt_eval_features(&t->model, t->c, t->comm, acc, &el, route));

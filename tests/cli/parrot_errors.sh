@@ -4,7 +4,9 @@
 # loss or expert width it does not take; feature sources without a projector
 # and a projector without features; a bad data.lang_mix; the features source
 # without its HDF5 file, with a /features of the wrong shape, and with a JSONL
-# line whose "sample" is out of range. Each exits 2 with one error naming the
+# line whose "sample" is out of range; eval files too long or half-named (checked
+# before training); molt eval --tasks and molt export --merged of a trained
+# feature model. Each exits 2 with one error naming the
 # key or the file (and line), and creates no run_dir. Two controls show that
 # the same runs without the fault train: the features files, and mmmb_lite
 # captions without a projector. One line per check; exit 0 only if all pass.
@@ -50,6 +52,9 @@ good = ('{"sample": 0, "prompt": "What is this? ", "answer": "cat", "lang": "en"
         '{"sample": 3, "prompt": "Qual \u00e9 o objeto? ", "choices": ["gato", "c\u00e3o"], '
         '"label": 1, "lang": "pt"}\n')
 open("good.jsonl", "w", encoding="utf-8").write(good)
+# A line that fits only without its <eos>: 1 + 6 + 30 + 14 + 1 = 52 > seq_len 50 + 1.
+open("long.jsonl", "w", encoding="utf-8").write(
+    '{"sample": 0, "prompt": "%s", "answer": "%s"}\n' % ("P" * 30, "A" * 14))
 # Line 2 names row 4 of a /features with 4 rows.
 open("sample.jsonl", "w", encoding="utf-8").write(
     good.splitlines(True)[0] + '{"sample": 4, "prompt": "What is this? ", "answer": "dog"}\n')
@@ -81,6 +86,22 @@ check "JSONL line with a bad \"sample\"" 2 "sample.jsonl:2: \"sample\" must be a
   -- features feat.h5 sample.jsonl
 if [ -e "$work/run" ]; then echo "FAIL a refused run created its run_dir"; failed=$((failed + 1))
 else echo "ok   no refused run created its run_dir"; fi
+
+# The eval files are checked before training, not after it.
+check "data.eval_path too long for seq_len" 2 "long.jsonl:1: the example needs train.seq_len" -- \
+  features feat.h5 good.jsonl --set data.eval_path=long.jsonl --set data.eval_features=feat.h5
+check "data.eval_features without data.eval_path" 2 \
+  "data.eval_features needs data.eval_path" -- features feat.h5 good.jsonl \
+  --set data.eval_features=feat.h5
+if [ -e "$work/run" ]; then echo "FAIL a refused run created its run_dir"; failed=$((failed + 1)); fi
+
+# Commands on a trained feature model that cannot apply to it.
+train --set train.steps=2 >"$work/trained.log" 2>&1 || { cat "$work/trained.log"; fail "training the model"; }
+printf '{"context": "a", "choices": ["b", "c"], "label": 0}\n' >mc.jsonl
+check "molt eval --tasks on a feature model" 2 "molt eval --tasks scores text-only JSONL" \
+  "model.projector = mlp2x_gelu" -- "$MOLT_BIN" eval "$cfg" --ckpt "$work/run/final.h5" --tasks mc.jsonl
+check "molt export --merged with a projector" 2 "this run also has a feature projector" -- \
+  "$MOLT_BIN" export "$work/run/final.h5" --out "$work/merged" --merged
 
 [ "$failed" = 0 ] || fail "parrot_errors: $failed check(s) failed"
 echo "parrot_errors: ok"

@@ -39,3 +39,25 @@ for variant in "${variants[@]}"; do
   "$MOLT_PYTHON" "$MOLT_SRC/tests/ref/compare_runs.py" --tol 1e-5 "$work/$v-2:2-resumed" \
     "$work/$v-reshard-1:4" "$work/$v-reshard-4:1" "$work/$v-reshard-1:1"
 done
+
+# A checkpoint written before a key existed (its config attribute lacks the
+# line) resumes: the missing key takes its default, as when it was written.
+# Here the Parrot keys model.projector/feat_dim/feat_tokens and moe.enable
+# are cut from the step-15 checkpoint of the first variant at (1,1).
+read -r v sets <<<"${variants[0]}"
+read -r -a args <<<"$sets"
+args+=(--set train.steps=30)
+old="$work/old-ck"; mkdir -p "$old"
+src=$(find "$work/ck-$v-1:1" -name step_00000015.h5)
+cp "$src" "$(dirname "$src")"/base_*.h5 "$old/" # peft: the base file sits beside the step
+"$MOLT_PYTHON" - "$old/step_00000015.h5" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(sys.argv[1], "r+") as f:
+    text = f.attrs["config"]
+    text = text.decode() if isinstance(text, bytes) else text
+    cut = [l for l in text.split("\n") if l.split(" =")[0] in ("projector", "feat_dim", "feat_tokens", "enable")]
+    assert len(cut) == 4, cut
+    f.attrs["config"] = np.bytes_("\n".join(l for l in text.split("\n") if l not in cut))
+PY
+run "$v-old-resumed" 1 --set checkpoint.dir="$work/ck4" "${args[@]}" --resume "$old/step_00000015.h5"
+bitwise "$work/$v-1:1-straight" "$work/$v-old-resumed"
