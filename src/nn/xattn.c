@@ -110,7 +110,7 @@ void molt_xattn_backward(molt_model *m, const molt_batch *b, float *dx0) {
     for (int j = 0; j < ns; j++) {
         float *rows = dx0 + ((long)j * T + 1) * D;
         memcpy(dout + (long)j * nf * D, rows, sizeof(float) * nf * D);
-        memset(rows, 0, sizeof(float) * nf * D); /* <pad> placeholders: no embedding gradient */
+        memset(rows, 0, sizeof(float) * nf * D); /* the span's <pad> ids: no embedding gradient */
     }
     molt_moe_site *site = xattn_site(m);
     if (site) {

@@ -11,6 +11,7 @@
 #include "molt/err.h"
 #include "molt/mmmb.h"
 #include "molt/train.h"
+#include "train/eval_common.h"
 
 const char *const molt_feat_group_names[MOLT_FEAT_GROUPS] = {"en", "zh", "pt",   "ar",
                                                              "tr", "ru", "other"};
@@ -76,28 +77,6 @@ static int item_row(const question_set *q, long k, int j, molt_batch *b, int row
     return molt_feature_set_row_with(q->fs, k, j, T, in, tg, feat, &b->plen[row]);
 }
 
-/* Summed log-probability of row j's targets; *greedy = every target is the argmax. */
-static double row_score(const float *logits, const int32_t *tg, int T, int V, long *count,
-                        int *greedy) {
-    double sum = 0;
-    *greedy = 1;
-    for (int t = 0; t < T; t++) {
-        if (tg[t] < 0) continue;
-        const float *z = logits + (long)t * V;
-        float mx = z[0];
-        int best = 0;
-        for (int v = 1; v < V; v++)
-            if (z[v] > mx) mx = z[v], best = v;
-        double se = 0;
-        for (int v = 0; v < V; v++)
-            se += exp((double)z[v] - mx);
-        sum += (double)z[tg[t]] - mx - log(se);
-        *greedy &= best == tg[t];
-        (*count)++;
-    }
-    return sum;
-}
-
 int molt_eval_features(molt_model *m, const molt_config *c, MPI_Comm comm,
                        double acc[MOLT_FEAT_GROUPS], double *eval_loss, double *route) {
     int rc = MOLT_OK, rank = 0, world = 1;
@@ -158,8 +137,8 @@ int molt_eval_features(molt_model *m, const molt_config *c, MPI_Comm comm,
         for (int j = 0; j < n; j++) {
             long c0 = 0;
             int greedy;
-            double s =
-                row_score(logits + (long)j * T * V, b.targets + (long)j * T, T, V, &c0, &greedy);
+            double s = molt_row_loglik(logits + (long)j * T * V, b.targets + (long)j * T, T, V, &c0,
+                                       &greedy);
             long ri = r0 + j;
             ll[row_item[ri] * cmax + row_choice[ri]] = s;
             if (row_gold[ri]) loss[0] -= s, loss[1] += (double)c0;
@@ -179,15 +158,8 @@ int molt_eval_features(molt_model *m, const molt_config *c, MPI_Comm comm,
         }
         hits[gr] += ok, seen[gr]++;
     }
-    MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, hits, MOLT_FEAT_GROUPS, MPI_LONG, MPI_SUM, comm));
-    MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, seen, MOLT_FEAT_GROUPS, MPI_LONG, MPI_SUM, comm));
-    MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, loss, 2, MPI_DOUBLE, MPI_SUM, comm));
-    int nexp = molt_moe_task_routing(m, &b, NULL, NULL, 0);
-    if (route && nexp)
-        MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, route, MOLT_NTASKS * nexp, MPI_DOUBLE, MPI_SUM, comm));
-    for (int g = 0; g < MOLT_FEAT_GROUPS; g++)
-        acc[g] = seen[g] ? (double)hits[g] / seen[g] : -1.0;
-    *eval_loss = loss[1] > 0 ? loss[0] / loss[1] : 0.0;
+    MOLT_TRY(
+        molt_eval_reduce(m, &b, comm, hits, seen, MOLT_FEAT_GROUPS, loss, route, acc, eval_loss));
 done:
     free(row_item), free(row_choice), free(row_gold), free(ll), free(exact);
     molt_batch_free(&b);

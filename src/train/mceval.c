@@ -19,6 +19,7 @@
 #include "molt/err.h"
 #include "molt/h5io.h"
 #include "molt/train.h"
+#include "train/eval_common.h"
 
 /* ---------------- reading JSONL ---------------- */
 
@@ -202,21 +203,6 @@ static void mc_layout(const molt_mc_example *e, int j, int Tmax, int T, int32_t 
     for (int i = 0; i < k; i++) tg[kept + i] = ch[i];
 }
 
-/* Summed log-softmax of the targets of one row: logits [T, V]. */
-static double row_loglik(const float *logits, const int32_t *tg, int T, int V) {
-    double ll = 0;
-    for (int t = 0; t < T; t++) {
-        if (tg[t] < 0) continue;
-        const float *z = logits + (long)t * V;
-        float mx = z[0];
-        for (int v = 1; v < V; v++) mx = z[v] > mx ? z[v] : mx;
-        double sum = 0;
-        for (int v = 0; v < V; v++) sum += exp((double)z[v] - mx);
-        ll += ((double)z[tg[t]] - mx) - log(sum);
-    }
-    return ll;
-}
-
 typedef struct {
     const molt_mc_example *e;
     int j;
@@ -264,7 +250,8 @@ int molt_mc_score_all(molt_model *m, const molt_mc_file *files, int n_files, MPI
         const float *logits = molt_model_logits(m);
         for (int r = 0; r < n; r++) {
             long g = rank + (k0 + r) * world;
-            ll[g] = row_loglik(logits + (long)r * T * V, b.targets + (long)r * T, T, V);
+            ll[g] = molt_row_loglik(logits + (long)r * T * V, b.targets + (long)r * T, T, V, NULL,
+                                    NULL);
         }
     }
     /* each entry is non-zero on one rank only: the sum is exact */

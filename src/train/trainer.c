@@ -17,6 +17,7 @@
 #include "molt/metrics.h"
 #include "molt/optim.h"
 #include "molt/train.h"
+#include "train/eval_common.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -109,14 +110,7 @@ int molt_eval_tasks(molt_model *m, const molt_config *c, MPI_Comm comm, double a
             seen[b.task[j]]++;
         }
     }
-    MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, hits, MOLT_NTASKS, MPI_LONG, MPI_SUM, comm));
-    MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, seen, MOLT_NTASKS, MPI_LONG, MPI_SUM, comm));
-    MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, loss, 2, MPI_DOUBLE, MPI_SUM, comm));
-    int nexp = molt_moe_task_routing(m, &b, NULL, NULL, 0);
-    if (route && nexp)
-        MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, route, MOLT_NTASKS * nexp, MPI_DOUBLE, MPI_SUM, comm));
-    for (int t = 0; t < MOLT_NTASKS; t++) acc[t] = seen[t] ? (double)hits[t] / seen[t] : -1.0;
-    *eval_loss = loss[1] > 0 ? loss[0] / loss[1] : 0.0;
+    MOLT_TRY(molt_eval_reduce(m, &b, comm, hits, seen, MOLT_NTASKS, loss, route, acc, eval_loss));
 done:
     molt_batch_free(&b);
     return rc;
