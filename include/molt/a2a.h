@@ -11,7 +11,9 @@
  *   compute(c) -> permute back -> MPI_Ialltoallv the results to their senders,
  * and returns when every result is back in plan order. With one rank (P = 1)
  * nothing moves: compute runs on the caller's rows in place.
- * Buffers are sized once at creation; a step allocates nothing. Every rank of
+ * Counts are floats while they fit MPI's int, else rows of a contiguous
+ * type (coll.h). Buffers are sized once at creation; a step allocates
+ * nothing. Every rank of
  * the communicator calls set_counts and run in the same order, also with zero
  * rows. */
 #ifndef MOLT_A2A_H
@@ -40,6 +42,8 @@ typedef struct {
     float *stage_r, *stage_s; /* [cap_r * wmax] each */
     MPI_Request *req;         /* [2C] */
     int recv_rows;            /* rows received this round */
+    MPI_Datatype rt[4];       /* row types (width rtw[i]) once counts pass MPI's int */
+    int rtw[4], nrt;
     double t_comm;            /* seconds inside MPI (wait + blocking calls), accumulated */
 } molt_a2a;
 

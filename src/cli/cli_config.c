@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "molt/coll.h"
 #include "molt/err.h"
 
 int molt_cli_config(MPI_Comm comm, molt_cli_resolve resolve, void *ctx, molt_config *c,
@@ -22,7 +23,7 @@ int molt_cli_config(MPI_Comm comm, molt_cli_resolve resolve, void *ctx, molt_con
         goto done;
     }
     if (rank != 0) MOLT_ALLOC(*text, len);
-    MOLT_MPI(MPI_Bcast(*text, (int)len, MPI_CHAR, 0, comm));
+    MOLT_TRY(molt_bcast_bytes(*text, (size_t)len, 0, comm));
     /* every rank (rank 0 too, so all hold the same struct) parses the text */
     molt_config_defaults(c);
     rc = molt_config_load_string(c, *text, "resolved config");

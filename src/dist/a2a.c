@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "molt/coll.h"
 #include "molt/err.h"
 
 static double now_s(void) {
@@ -15,6 +16,9 @@ static double now_s(void) {
 }
 
 void molt_a2a_free(molt_a2a *a) {
+    int fin = 0;
+    MPI_Finalized(&fin);
+    for (int i = 0; i < a->nrt && !fin; i++) MPI_Type_free(&a->rt[i]);
     free(a->nl_of), free(a->scnt), free(a->rcnt), free(a->s_off), free(a->r_off);
     free(a->eoff), free(a->perm), free(a->stage_r), free(a->stage_s), free(a->req);
     for (int i = 0; i < 4; i++)
@@ -28,11 +32,6 @@ int molt_a2a_create(molt_a2a *a, MPI_Comm comm, int P, int me, int chunks, const
     memset(a, 0, sizeof *a);
     a->comm = comm, a->P = P, a->me = me, a->C = P > 1 ? chunks : 1;
     a->cap_s = cap_s, a->cap_r = cap_r, a->wmax = wmax;
-    if ((long)cap_r * wmax > INT_MAX || (long)cap_s * wmax > INT_MAX)
-        MOLT_FAIL(MOLT_ERR_INPUT,
-                  "MoE exchange of %d x %d floats exceeds MPI's int counts; use "
-                  "a smaller train.micro_batch",
-                  cap_r > cap_s ? cap_r : cap_s, wmax);
     MOLT_ALLOC(a->nl_of, P);
     for (int k = 0; k < P; k++) {
         a->nl_of[k] = nl_of[k];
@@ -133,27 +132,55 @@ static void permute(float *dst, const float *src, const int *perm, int lo, int h
     }
 }
 
+/* What one exchange's counts count: floats while every count fits MPI's int
+ * (the usual case), else rows of w floats, whose counts are row counts and
+ * so ints by construction. Row types are made once per width and kept. */
+static int row_unit(molt_a2a *a, int w, MPI_Datatype *t, int *per_row) {
+    int rc = MOLT_OK;
+    const long rows = a->cap_r > a->cap_s ? a->cap_r : a->cap_s;
+    *t = MPI_FLOAT, *per_row = w;
+    if ((size_t)rows * (size_t)w <= molt_coll_chunk()) return MOLT_OK;
+    *per_row = 1;
+    for (int i = 0; i < a->nrt; i++)
+        if (a->rtw[i] == w) {
+            *t = a->rt[i];
+            return MOLT_OK;
+        }
+    if (a->nrt == (int)(sizeof a->rt / sizeof a->rt[0]))
+        MOLT_FAIL(MOLT_ERR_INTERNAL, "MoE exchange: more row widths than row types");
+    MOLT_MPI(MPI_Type_contiguous(w, MPI_FLOAT, &a->rt[a->nrt]));
+    MOLT_MPI(MPI_Type_commit(&a->rt[a->nrt]));
+    a->rtw[a->nrt] = w;
+    *t = a->rt[a->nrt++];
+done:
+    return rc;
+}
+
 int molt_a2a_run(molt_a2a *a, const float *send, int win, float *X, float *Y, int wout, float *ret,
                  const int *plan_eoff, molt_a2a_compute fn, void *ctx) {
     int rc = MOLT_OK;
     const int P = a->P, C = a->C;
     if (P == 1) return fn(ctx, 0, send, ret, plan_eoff);
+    MPI_Datatype tin, tout;
+    int kin, kout; /* count units per row */
+    MOLT_TRY(row_unit(a, win, &tin, &kin));
+    MOLT_TRY(row_unit(a, wout, &tout, &kout));
     /* element counts and displacements, relative to each chunk's base */
     for (int c = 0; c < C; c++)
         for (int k = 0; k < P; k++) {
             int i = c * P + k;
             int sr = a->s_off[i + 1] - a->s_off[i], rr = a->r_off[i + 1] - a->r_off[i];
             int sd = a->s_off[i] - a->s_off[c * P], rd = a->r_off[i] - a->r_off[c * P];
-            a->ic[0][i] = sr * win, a->ic[1][i] = sd * win;
-            a->ic[2][i] = rr * win, a->ic[3][i] = rd * win;
-            a->oc[0][i] = rr * wout, a->oc[1][i] = rd * wout;
-            a->oc[2][i] = sr * wout, a->oc[3][i] = sd * wout;
+            a->ic[0][i] = sr * kin, a->ic[1][i] = sd * kin;
+            a->ic[2][i] = rr * kin, a->ic[3][i] = rd * kin;
+            a->oc[0][i] = rr * kout, a->oc[1][i] = rd * kout;
+            a->oc[2][i] = sr * kout, a->oc[3][i] = sd * kout;
         }
     double t0 = now_s();
 #define POST_DISPATCH(c)                                                                           \
     MOLT_MPI(MPI_Ialltoallv(send + (long)a->s_off[(c)*P] * win, a->ic[0] + (c)*P,                  \
-                            a->ic[1] + (c)*P, MPI_FLOAT, a->stage_r + (long)a->r_off[(c)*P] * win, \
-                            a->ic[2] + (c)*P, a->ic[3] + (c)*P, MPI_FLOAT, a->comm, &a->req[c]))
+                            a->ic[1] + (c)*P, tin, a->stage_r + (long)a->r_off[(c)*P] * win,       \
+                            a->ic[2] + (c)*P, a->ic[3] + (c)*P, tin, a->comm, &a->req[c]))
     POST_DISPATCH(0);
     a->t_comm += now_s() - t0;
     for (int c = 0; c < C; c++) {
@@ -167,8 +194,8 @@ int molt_a2a_run(molt_a2a *a, const float *send, int win, float *X, float *Y, in
         permute(a->stage_s, Y, a->perm, lo, hi, wout, 0);
         t0 = now_s();
         MOLT_MPI(MPI_Ialltoallv(a->stage_s + (long)lo * wout, a->oc[0] + c * P, a->oc[1] + c * P,
-                                MPI_FLOAT, ret + (long)a->s_off[c * P] * wout, a->oc[2] + c * P,
-                                a->oc[3] + c * P, MPI_FLOAT, a->comm, &a->req[C + c]));
+                                tout, ret + (long)a->s_off[c * P] * wout, a->oc[2] + c * P,
+                                a->oc[3] + c * P, tout, a->comm, &a->req[C + c]));
         a->t_comm += now_s() - t0;
     }
 #undef POST_DISPATCH

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "linalg/scalapack.h"
+#include "molt/coll.h"
 #include "molt/dist.h"
 #include "molt/err.h"
 #include "molt/linalg.h"
@@ -216,9 +217,9 @@ static int svd_dist_gather(MPI_Comm comm, const svd_dist_part *p, int m, int n, 
             VT[(size_t)gi * n + block_l2g(lj, p->nb, p->myc, p->pc)] =
                 p->vt[(size_t)lj * ldvt + li];
     }
-    MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, U, m * k, MPI_DOUBLE, MPI_SUM, comm));
-    MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, VT, k * n, MPI_DOUBLE, MPI_SUM, comm));
-    MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, S, k, MPI_DOUBLE, MPI_SUM, comm));
+    MOLT_TRY(molt_allreduce_sum_f64(U, (size_t)m * k, comm));
+    MOLT_TRY(molt_allreduce_sum_f64(VT, (size_t)k * n, comm));
+    MOLT_TRY(molt_allreduce_sum_f64(S, (size_t)k, comm));
 done:
     return rc;
 }

@@ -63,8 +63,8 @@ typedef struct molt_moe_site {
     float *X, *Yo, *GE, *DX;          /* owner side [cap_r, in | out] (the sender's when P = 1) */
     float *u, *G, *U, *H, *ug, *uu, *ud; /* saved on the owner: [cap_r, r | dff] */
     float *scr[6];                    /* scratch, blk * wmax each */
-    int *rep_cnt, *rep_dsp, *rep_first; /* replicate: [ep] counts, displs, first slot per rank */
-    float *rep_tmp;
+    int *rep_cnt, *rep_first;         /* replicate: [ep] experts on, first slot of each rank */
+    float *rep_tmp, *rep_scr;         /* this rank's summed gradients; chunked-path scratch */
     void *cap_loc, *cap_all;          /* capacity: local and gathered (weight, expert, token) */
     int *cap_cnt, *cap_dsp;           /* [world] */
     void *rsort;                      /* router sort scratch */

@@ -13,12 +13,14 @@
  * A failure inside a site of a multi-rank job aborts the job at once: the
  * other ranks are waiting for this one inside an exchange. */
 #include <cblas.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "molt/coll.h"
 #include "molt/err.h"
 #include "molt/pa.h"
 #include "molt/nn.h"
@@ -57,7 +59,8 @@ static void mode_buffers_free(molt_moe_site *s) {
     if (s->GE != s->gy) free(s->GE);
     if (s->DX != s->dxs) free(s->DX);
     s->X = s->Yo = s->GE = s->DX = NULL;
-    float **bufs[] = {&s->u, &s->G, &s->U, &s->H, &s->ug, &s->uu, &s->ud, &s->rep_tmp};
+    float **bufs[] = {&s->u,  &s->G,  &s->U,       &s->H,
+                      &s->ug, &s->uu, &s->ud, &s->rep_tmp, &s->rep_scr};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]), *bufs[i] = NULL;
     for (int i = 0; i < 6; i++) free(s->scr[i]), s->scr[i] = NULL;
     for (int i = 0; i < s->ntens; i++) {
@@ -108,12 +111,16 @@ int molt_moe_site_set_mode(molt_model *m, molt_moe_site *s, int mode) {
     for (int i = 0; i < 6; i++) MOLT_ALLOC(s->scr[i], (long)s->blk * s->wmax);
     if (mode == MOLT_SITE_REPLICATE) {
         long most = 1;
+        size_t scr = 0;
         for (int i = 0; i < s->ntens; i++) {
             MOLT_ALLOC(s->ten[i].w_all, (long)N * s->ten[i].size);
             if (s->ten[i].trainable) MOLT_ALLOC(s->ten[i].g_all, (long)N * s->ten[i].size);
             if (s->ten[i].size > most) most = s->ten[i].size;
+            size_t k = molt_reduce_scatter_scratch(s->rep_cnt, (size_t)s->ten[i].size, ep);
+            if (k > scr) scr = k;
         }
         MOLT_ALLOC(s->rep_tmp, most * (s->nl > 0 ? s->nl : 1));
+        if (scr) MOLT_ALLOC(s->rep_scr, scr); /* only past MPI's int counts */
     }
 done:
     free(nl_of);
@@ -202,10 +209,9 @@ int molt_moe_site_create(molt_moe_site **out, molt_model *m, int layer, int slot
     MOLT_ALLOC(s->dxs, cap * s->in);
     const int ep = d->ep > 0 ? d->ep : 1;
     MOLT_ALLOC(s->rep_cnt, ep);
-    MOLT_ALLOC(s->rep_dsp, ep);
     MOLT_ALLOC(s->rep_first, ep);
-    for (int k = 1; k < ep; k++)
-        s->rep_first[k] = s->rep_first[k - 1] + molt_experts_on(s->N, ep, k - 1);
+    for (int k = 0; k < ep; k++) s->rep_cnt[k] = molt_experts_on(s->N, ep, k);
+    for (int k = 1; k < ep; k++) s->rep_first[k] = s->rep_first[k - 1] + s->rep_cnt[k - 1];
     if (d->capacity_factor > 0) {
         MOLT_ALLOC(s->cap_cnt, m->lay.size);
         MOLT_ALLOC(s->cap_dsp, m->lay.size);
@@ -259,7 +265,7 @@ void molt_moe_site_free(molt_moe_site *s) {
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
     free(s->sel), free(s->soft), free(s->keep), free(s->rsort), free(s->lsum), free(s->gsum);
     free(s->ell), free(s->paG), free(s->paU), free(s->paY), free(s->paT), free(s->pa_scr);
-    free(s->rep_cnt), free(s->rep_dsp), free(s->rep_first);
+    free(s->rep_cnt), free(s->rep_first);
     free(s->cap_loc), free(s->cap_all), free(s->cap_cnt), free(s->cap_dsp);
     free(s);
 }
@@ -383,22 +389,27 @@ static int capacity_cut(molt_model *m, molt_moe_site *s, int Ntok) {
         for (int e = 0; e < N; e++)
             if (s->sel[(long)t * N + e]) loc[n++] = (cap_entry){s->w[(long)t * N + e], e, base + t};
     double t0 = now_s();
-    int bytes = n * (int)sizeof(cap_entry);
+    MPI_Datatype et = MPI_DATATYPE_NULL; /* counts in entries, not bytes */
     if (W > 1) {
-        MOLT_MPI(MPI_Allgather(&bytes, 1, MPI_INT, s->cap_cnt, 1, MPI_INT, m->lay.world));
+        MOLT_MPI(MPI_Allgather(&n, 1, MPI_INT, s->cap_cnt, 1, MPI_INT, m->lay.world));
     } else {
-        s->cap_cnt[0] = bytes;
+        s->cap_cnt[0] = n;
     }
     long S = 0;
     for (int r = 0; r < W; r++) {
-        s->cap_dsp[r] = (int)(S * (long)sizeof(cap_entry));
-        S += s->cap_cnt[r] / (long)sizeof(cap_entry);
+        if (S > INT_MAX)
+            MOLT_FAIL(MOLT_ERR_INPUT, "%s: %ld capacity selections exceed MPI's int counts",
+                      s->name, S);
+        s->cap_dsp[r] = (int)S;
+        S += s->cap_cnt[r];
     }
-    if (W > 1)
-        MOLT_MPI(MPI_Allgatherv(loc, bytes, MPI_BYTE, all, s->cap_cnt, s->cap_dsp, MPI_BYTE,
-                                m->lay.world));
-    else
-        memcpy(all, loc, (size_t)bytes);
+    if (W > 1) {
+        MOLT_MPI(MPI_Type_contiguous((int)sizeof(cap_entry), MPI_BYTE, &et));
+        MOLT_MPI(MPI_Type_commit(&et));
+        MOLT_MPI(MPI_Allgatherv(loc, n, et, all, s->cap_cnt, s->cap_dsp, et, m->lay.world));
+    } else {
+        memcpy(all, loc, (size_t)n * sizeof(cap_entry));
+    }
     m->times.comm += now_s() - t0;
     qsort(all, (size_t)S, sizeof(cap_entry), cap_cmp);
     const long C = (long)ceil(m->dims.capacity_factor * (double)S / N - 1e-9);
@@ -414,6 +425,7 @@ static int capacity_cut(molt_model *m, molt_moe_site *s, int Ntok) {
     }
     s->lsum[3 * N + 6] += (double)cut;
 done:
+    if (et != MPI_DATATYPE_NULL) MPI_Type_free(&et);
     return rc;
 }
 
@@ -585,21 +597,12 @@ static int count_sites(const molt_model *m) {
 
 /* ---------------- replicate: gather experts, reduce-scatter their gradients ---------------- */
 
-static void rep_counts(molt_moe_site *s, long size) {
-    for (int k = 0; k < s->ep; k++) {
-        s->rep_cnt[k] = (int)(molt_experts_on(s->N, s->ep, k) * size);
-        s->rep_dsp[k] = (int)(s->rep_first[k] * size);
-    }
-}
-
 static int replicate_gather(molt_model *m, molt_moe_site *s) {
     int rc = MOLT_OK;
     double t0 = now_s();
     for (int i = 0; i < s->ntens; i++) {
-        rep_counts(s, s->ten[i].size);
-        MOLT_MPI(MPI_Allgatherv(s->ten[i].w, (int)(s->nl * s->ten[i].size), MPI_FLOAT,
-                                s->ten[i].w_all, s->rep_cnt, s->rep_dsp, MPI_FLOAT,
-                                m->lay.ep_comm));
+        MOLT_TRY(molt_allgather_units_f32(s->ten[i].w, s->ten[i].w_all, s->rep_cnt,
+                                          (size_t)s->ten[i].size, m->lay.ep_comm));
         if (s->ten[i].g_all)
             memset(s->ten[i].g_all, 0, sizeof(float) * (size_t)s->N * s->ten[i].size);
     }
@@ -616,9 +619,8 @@ static int replicate_reduce(molt_model *m, molt_moe_site *s) {
     for (int i = 0; i < s->ntens; i++) {
         const molt_expert_tensor *t = &s->ten[i];
         if (!t->trainable) continue;
-        rep_counts(s, t->size);
-        MOLT_MPI(MPI_Reduce_scatter(t->g_all, s->rep_tmp, s->rep_cnt, MPI_FLOAT, MPI_SUM,
-                                    m->lay.ep_comm));
+        MOLT_TRY(molt_reduce_scatter_units_f32(t->g_all, s->rep_tmp, s->rep_cnt, (size_t)t->size,
+                                               s->rep_scr, m->lay.ep_comm));
         for (long j = 0; j < s->nl * t->size; j++) t->g[j] += s->rep_tmp[j];
         memset(t->g_all, 0, sizeof(float) * (size_t)s->N * t->size);
     }

@@ -15,6 +15,7 @@
 
 #include "molt/data.h"
 #include "molt/ckpt.h"
+#include "molt/coll.h"
 #include "molt/dist.h"
 #include "molt/err.h"
 #include "molt/h5io.h"
@@ -255,10 +256,7 @@ int molt_mc_score_all(molt_model *m, const molt_mc_file *files, int n_files, MPI
         }
     }
     /* each entry is non-zero on one rank only: the sum is exact */
-    if (rank == 0)
-        MOLT_MPI(MPI_Reduce(MPI_IN_PLACE, ll, (int)S, MPI_DOUBLE, MPI_SUM, 0, comm));
-    else
-        MOLT_MPI(MPI_Reduce(ll, NULL, (int)S, MPI_DOUBLE, MPI_SUM, 0, comm));
+    MOLT_TRY(molt_reduce_sum_f64(ll, (size_t)S, 0, comm));
     for (long g = 0; g < S; g++) out[g].loglik = ll[g];
 done:
     molt_batch_free(&b);
@@ -508,7 +506,7 @@ static int load_files(const molt_eval_opts *o, int Tmax, MPI_Comm comm, int rank
         }
         if (rank != 0 && !(text = molt_calloc_at((size_t)len + 1, 1, __FILE__, __LINE__)))
             molt_abort_job(comm, MOLT_ERR_INTERNAL);
-        MOLT_MPI(MPI_Bcast(text, (int)len, MPI_CHAR, 0, comm));
+        MOLT_TRY(molt_bcast_bytes(text, (size_t)len, 0, comm));
         if (rank != 0 && (rc = molt_mc_parse(&files[i], o->tasks[i], text, (size_t)len, Tmax)))
             molt_abort_job(comm, rc);
         free(text);

@@ -10,6 +10,7 @@
 
 #include "molt/a2a.h"
 #include "molt/ckpt.h"
+#include "molt/coll.h"
 #include "molt/data.h"
 #include "molt/dist.h"
 #include "molt/err.h"
@@ -304,10 +305,9 @@ static int train_step(trainer *t, long s, double *loss, double *aux, double *gno
     const size_t n_exp = m->n_train - m->n_dense;
     double sq[2] = {0, 0};
     if (t->world > 1) {
-        MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, m->grad, (int)m->n_dense, MPI_FLOAT, MPI_SUM, t->comm));
+        MOLT_TRY(molt_allreduce_sum_f32(m->grad, m->n_dense, t->comm));
         if (t->lay.dp > 1 && n_exp)
-            MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, m->grad + m->n_dense, (int)n_exp, MPI_FLOAT,
-                                   MPI_SUM, t->lay.edp_comm));
+            MOLT_TRY(molt_allreduce_sum_f32(m->grad + m->n_dense, n_exp, t->lay.edp_comm));
         MOLT_MPI(MPI_Allreduce(MPI_IN_PLACE, &lsum, 1, MPI_DOUBLE, MPI_SUM, t->comm));
     }
     sq[0] = molt_grad_sumsq(m->grad, m->n_dense);
