@@ -69,6 +69,7 @@ typedef struct molt_moe_site {
     int *cap_cnt, *cap_dsp;           /* [world] */
     void *rsort;                      /* router sort scratch */
     int fault;                        /* test builds: fail in the next training forward */
+    long fault_bwd;                   /* test builds: fail in the backward of this step (1-based) */
     int force_e;                      /* test builds: route every token to this expert (-1: off) */
     double *lsum, *gsum;              /* local and global stats: count|psum|wsum [3N] + NSTATS */
     float *ell;                       /* pa: [T,N] errors of every expert against the teacher */

@@ -237,11 +237,15 @@ int molt_moe_site_create(molt_moe_site **out, molt_model *m, int layer, int slot
                                               : MOLT_SITE_ALLTOALL));
 #ifdef MOLT_FAULT_INJECTION
     { /* test builds: MOLT_FAULT_MOE_RANK=r [MOLT_FAULT_MOE_LAYER=l] fails rank r in the
-         first MoE site of layer l (default 0) */
+         first MoE site of layer l (default 0): in its first training forward, or with
+         MOLT_FAULT_MOE_BWD_STEP=n in the backward of step n (1-based) */
         const char *fr = getenv("MOLT_FAULT_MOE_RANK"), *fl = getenv("MOLT_FAULT_MOE_LAYER");
+        const char *fb = getenv("MOLT_FAULT_MOE_BWD_STEP");
         int first = 1;
         for (int k = 0; k < slot; k++) first &= !m->w.layers[layer].router[k];
-        s->fault = fr && atoi(fr) == m->lay.rank && layer == (fl ? atoi(fl) : 0) && first;
+        const int here = fr && atoi(fr) == m->lay.rank && layer == (fl ? atoi(fl) : 0) && first;
+        s->fault = here && !fb;
+        s->fault_bwd = here && fb ? atol(fb) : 0;
         /* MOLT_FAULT_ROUTE_ONE=l:e adds 30 to expert e's logit at every site of
          * layer l: a router that sends every token to one expert */
         const char *fo = getenv("MOLT_FAULT_ROUTE_ONE");
@@ -696,6 +700,13 @@ static void site_backward(molt_model *m, molt_moe_site *s, float *dx, float *dxe
                           const float *x, int Ntok, molt_a2a_compute fn, float scale) {
     int rc = MOLT_OK;
     double t0 = now_s();
+    if (s->fault_bwd && m->acts->last_step + 1 == s->fault_bwd) {
+        /* reported and recorded; the backward goes on through its exchanges so
+         * that every rank reaches the trainer's check of this step */
+        s->fault_bwd = 0;
+        m->failed = MOLT_ERROR(MOLT_ERR_INTERNAL, "%s: injected backward fault in step %ld "
+                               "(MOLT_FAULT_MOE_BWD_STEP)", s->name, m->acts->last_step + 1);
+    }
     memset(s->dw, 0, sizeof(float) * (size_t)Ntok * s->N);
     gather(s->gy, dy, s->plan.token, s->plan.total, s->out);
     combine_backward(s->gy, s->dw, s->ys, &s->plan, s->out, s->N, scale);

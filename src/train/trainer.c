@@ -259,12 +259,32 @@ done:
     return rc;
 }
 
+/* Did a forward or backward fail on any rank? Every rank learns it here,
+ * before anything is reduced or stepped, so the job ends on every rank with
+ * the same code and no abort. A pass that fails on one rank goes on through
+ * its collectives (a site that cannot, aborts the job itself), so all ranks
+ * reach this check. The failing rank has reported the error; it adds where
+ * the step stopped. */
+static int pass_check(trainer *t, long s, const char *pass) {
+    const int mine = t->model.failed;
+    const int all = molt_agree(t->comm, mine);
+    if (mine) {
+        char where[96];
+        snprintf(where, sizeof where, "the %s pass of step %ld (nothing of it applied)", pass,
+                 s + 1);
+        molt_trace_at(__FILE__, __LINE__, where);
+    }
+    return all;
+}
+
 /* One optimizer step. The LM loss is the mean over every counted target of the
  * global batch. Auxiliary router losses are functions of the whole global
  * batch's routing statistics, so those are summed over micro-batches and ranks
  * before any backward: with one micro-batch per rank the forward that trains
- * provides them; otherwise a routing pre-pass (one extra forward) does. */
-static int train_step(trainer *t, long s, double *loss, double *aux, double *gnorm, double *lr) {
+ * provides them; otherwise a routing pre-pass (one extra forward) does.
+ * *agreed = 1 when a failure is known to every rank (no abort needed). */
+static int train_step(trainer *t, long s, double *loss, double *aux, double *gnorm, double *lr,
+                      int *agreed) {
     int rc = MOLT_OK;
     const molt_config *c = t->c;
     molt_model *m = &t->model;
@@ -284,24 +304,28 @@ static int train_step(trainer *t, long s, double *loss, double *aux, double *gno
     double lsum = 0;
     memset(m->grad, 0, sizeof(float) * m->n_train);
     if (moe) molt_moe_stats_reset(m);
+    *agreed = 0;
     if (prepass) {
         for (int i = 0; i < t->n_micro; i++) {
             long n = 0;
             molt_model_forward(m, &t->mb[i], s, first + (uint64_t)i * t->micro, 1, &n);
         }
+        if ((rc = pass_check(t, s, "routing pre-pass forward"))) goto agreed;
         MOLT_TRY(molt_moe_stats_reduce(m, t->comm));
     }
     for (int i = 0; i < t->n_micro; i++) {
         long n = 0;
         lsum += molt_model_forward(m, &t->mb[i], s, first + (uint64_t)i * t->micro, 1, &n);
-        if (m->failed) MOLT_FAIL(m->failed, "step %ld: the forward pass failed", s + 1);
+        if ((rc = pass_check(t, s, "forward"))) goto agreed;
         if (has_aux && !prepass) MOLT_TRY(molt_moe_stats_reduce(m, t->comm));
         molt_model_backward(m, &t->mb[i], scale);
+        if ((rc = pass_check(t, s, "backward"))) goto agreed;
     }
     if (moe && !has_aux) MOLT_TRY(molt_moe_stats_reduce(m, t->comm)); /* for diagnostics */
     double t0 = now_s();
-    /* DESIGN §5: replicated trainables over the world, each expert over the
-     * ranks holding it; the global norm counts every parameter once. */
+    /* Replicated trainables over the world, each expert over the ranks
+     * holding it (README, "Expert parallelism"); the global norm counts every
+     * parameter once. */
     const size_t n_exp = m->n_train - m->n_dense;
     double sq[2] = {0, 0};
     if (t->world > 1) {
@@ -319,6 +343,9 @@ static int train_step(trainer *t, long s, double *loss, double *aux, double *gno
     *aux = has_aux ? molt_moe_aux_loss(m) : 0.0;
     molt_optimizer_update(&t->opt, m, c, s, sq[0] + sq[1], gnorm, lr);
 done:
+    return rc;
+agreed:
+    *agreed = 1;
     return rc;
 }
 
@@ -498,8 +525,9 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm,
     for (long s = t.start; s < steps; s++) {
         double loss = 0, aux = 0, gnorm = 0, lr = 0, ts = now_s();
         memset(&t.model.times, 0, sizeof t.model.times);
-        rc = train_step(&t, s, &loss, &aux, &gnorm, &lr);
-        if (rc) molt_abort_job(comm, rc);
+        int agreed = 0;
+        rc = train_step(&t, s, &loss, &aux, &gnorm, &lr, &agreed);
+        if (rc && !agreed) molt_abort_job(comm, rc);
         if (rc) goto done;
         t.tsum[0] += t.model.times.route, t.tsum[1] += t.model.times.comm;
         t.tsum[2] += t.model.times.expert, t.tsum[3] += t.model.times.combine;
