@@ -112,6 +112,27 @@ static int base_checksum(const molt_model *m, const molt_param_desc *desc, int n
     return MOLT_OK;
 }
 
+#ifdef MOLT_FAULT_INJECTION
+/* Test builds: MOLT_FAULT_CKPT_HOLD_STEP=n stops every rank inside step n's
+ * checkpoint write (its .tmp file made, one dataset written) until the job is
+ * killed; rank 0 first creates MOLT_FAULT_HOLD_FILE, so a test kills the job
+ * exactly there. Ten minutes without the kill is an error. */
+static int fault_ckpt_hold(const molt_layout *L, long step) {
+    const char *hs = getenv("MOLT_FAULT_CKPT_HOLD_STEP"), *hf = getenv("MOLT_FAULT_HOLD_FILE");
+    if (!hs || atol(hs) != step) return MOLT_OK;
+    if (L->rank == 0 && hf) {
+        int rc = molt_write_text(hf, "held inside a checkpoint write\n");
+        if (rc) return rc;
+    }
+    for (int i = 0; i < 60000; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return MOLT_ERROR(MOLT_ERR_INTERNAL, "test hook: held in the step-%ld checkpoint write for 10 "
+                      "minutes and nobody killed the job (MOLT_FAULT_CKPT_HOLD_STEP)", step);
+}
+#endif
+
 static int write_contents(hid_t file, const char *fname, const molt_config *c, const char *text,
                           const molt_model *m, const molt_adamw *opt, long step, hid_t dxpl,
                           const char *base_name) {
@@ -140,19 +161,11 @@ static int write_contents(hid_t file, const char *fname, const molt_config *c, c
                                "step s reads global samples [s*batch_size, (s+1)*batch_size); "
                                "the sample index fixes epoch, shard and offset"));
     MOLT_TRY(molt_model_describe_all(m, &desc, &nd));
-    long slow_us = 0;
-#ifdef MOLT_FAULT_INJECTION
-    /* test builds: MOLT_FAULT_CKPT_SLOW_MS=n sleeps n ms per dataset, so a
-       test can kill the job while a checkpoint is being written */
-    const char *slow = getenv("MOLT_FAULT_CKPT_SLOW_MS");
-    slow_us = slow ? 1000 * atol(slow) : 0;
-#endif
     for (int i = 0; i < nd; i++) {
         const molt_param_desc *d = &desc[i];
-        if (slow_us > 0) {
-            struct timespec ts = {slow_us / 1000000, (slow_us % 1000000) * 1000};
-            nanosleep(&ts, NULL);
-        }
+#ifdef MOLT_FAULT_INJECTION
+        if (i == 1) MOLT_TRY(fault_ckpt_hold(L, step));
+#endif
         if (base_name && is_shared_base(d)) {
             hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
             snprintf(path, sizeof path, "/%s", d->path);

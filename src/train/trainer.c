@@ -502,6 +502,35 @@ done:
     return rc;
 }
 
+#ifdef MOLT_FAULT_INJECTION
+/* Test builds: MOLT_FAULT_HOLD_STEP=n holds the job after step n until a stop
+ * signal arrives, so that a signal test knows exactly where the job stands:
+ * rank 0 creates MOLT_FAULT_HOLD_FILE (if set) and waits for SIGTERM/SIGUSR1;
+ * the other ranks wait for it in the stop check that follows.
+ * MOLT_FAULT_HOLD_RUN=text holds only a run whose run dir contains text (one
+ * point of a sweep). Ten minutes without a signal is an error. */
+static int fault_hold(const trainer *t, long step) {
+    const char *hs = getenv("MOLT_FAULT_HOLD_STEP"), *hf = getenv("MOLT_FAULT_HOLD_FILE");
+    const char *hr = getenv("MOLT_FAULT_HOLD_RUN");
+    if (t->rank != 0 || !hs || atol(hs) != step || (hr && !strstr(t->run_dir, hr)))
+        return MOLT_OK;
+    if (hf) {
+        char text[64];
+        snprintf(text, sizeof text, "held after step %ld\n", step);
+        int rc = molt_write_text(hf, text);
+        if (rc) return rc;
+    }
+    for (long i = 0; !stop_signal; i++) {
+        if (i == 60000)
+            return MOLT_ERROR(MOLT_ERR_INTERNAL, "test hook: held after step %ld for 10 minutes "
+                              "and no stop signal came (MOLT_FAULT_HOLD_STEP)", step);
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return MOLT_OK;
+}
+#endif
+
 int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm,
                    const char *resume) {
     int rc = MOLT_OK;
@@ -579,6 +608,10 @@ int molt_train_run(const molt_config *c, const char *config_text, MPI_Comm comm,
             }
         }
         int sig = 0;
+#ifdef MOLT_FAULT_INJECTION
+        if ((rc = fault_hold(&t, s + 1))) molt_abort_job(comm, rc);
+        if (rc) goto done;
+#endif
         if ((rc = stop_requested(comm, &sig))) goto done;
         int every = c->checkpoint.every;
         if (sig || (every > 0 && ((s + 1) % every == 0 || last))) {

@@ -5,7 +5,7 @@
 #   to the end, and every step both runs logged matches a straight run bit
 #   for bit.
 # - SIGKILL of the whole job while it writes a checkpoint (a test-build hook,
-#   MOLT_FAULT_CKPT_SLOW_MS, slows the writer): `latest` still names the
+#   MOLT_FAULT_CKPT_HOLD_STEP, holds the writer): `latest` still names the
 #   previous checkpoint, which verifies, no half-written step file is taken
 #   for a checkpoint, and `--resume` works.
 source "$MOLT_SRC/tests/mpi/lib.bash"
@@ -13,25 +13,32 @@ source "$MOLT_SRC/tests/mpi/lib.bash"
 cfg="$MOLT_SRC/tests/configs/moe_dp.ini"
 args=(--set parallel.ep=2 --set train.steps=40 --set log.every=1 --set eval.samples=0)
 
-# wait_for FILE PATTERN SECONDS
-wait_for() {
-  for _ in $(seq 1 $(($3 * 10))); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-  cat "$1"; echo "timed out waiting for '$2' in $1" >&2; return 1
+# wait_file FILE PID: until the job's test hook has created FILE (the state it
+# reports), or the job has ended without it. No clock decides the outcome.
+wait_file() {
+  until [ -e "$1" ]; do
+    kill -0 "$2" 2>/dev/null || { cat "$log"; echo "the job ended before $1 appeared" >&2; exit 1; }
+    sleep 0.05
+  done
 }
 
 run straight 4 "${args[@]}" --set checkpoint.dir="$work/ck-straight"
 
 # --- SIGUSR1: checkpoint and exit 85 ---
+# MOLT_FAULT_HOLD_STEP holds the job after step 3 until the signal comes: the
+# signal lands between steps 3 and 4 on any machine, loaded or idle.
 log="$work/usr1.log"
-setsid $MPIEXEC -np 4 "$MOLT_BIN" train "$cfg" "${args[@]}" --set log.run_dir="$work/usr1" \
+MOLT_FAULT_HOLD_STEP=3 MOLT_FAULT_HOLD_FILE="$work/held" setsid $MPIEXEC -x MOLT_FAULT_HOLD_STEP \
+  -x MOLT_FAULT_HOLD_FILE -np 4 "$MOLT_BIN" train "$cfg" "${args[@]}" --set log.run_dir="$work/usr1" \
   --set checkpoint.dir="$work/ck" >"$log" 2>&1 &
 pid=$!
-wait_for "$log" '^step      3/' 120
+wait_file "$work/held" "$pid"
 kill -USR1 "$pid"
 set +e; wait "$pid"; code=$?; set -e
 [ "$code" = 85 ] || { cat "$log"; echo "SIGUSR1: exit $code, expected 85" >&2; exit 1; }
-grep -q 'SIGUSR1 received: checkpointed at step' "$log" || { cat "$log"; exit 1; }
+grep -q 'SIGUSR1 received: checkpointed at step 3;' "$log" || { cat "$log"; exit 1; }
 ckdir=$(dirname "$(find "$work/ck" -name latest)")
+[ "$(cat "$ckdir/latest")" = step_00000003.h5 ] || { echo "latest: $(cat "$ckdir/latest")" >&2; exit 1; }
 echo "SIGUSR1: exit 85, latest = $(cat "$ckdir/latest")"
 "$MOLT_BIN" ckpt verify "$ckdir/$(cat "$ckdir/latest")"
 run usr1 4 "${args[@]}" --set checkpoint.dir="$work/ck" --resume
@@ -45,20 +52,21 @@ print(f"SIGUSR1 + resume: all {len(a)} logged steps identical to the straight ru
 PY
 
 # --- SIGKILL while a checkpoint is being written ---
+# MOLT_FAULT_CKPT_HOLD_STEP stops every rank inside step 6's write (its .tmp
+# made, one dataset in it) until the kill; the ranks are known dead before
+# anything is read.
 log="$work/kill.log"
-MOLT_FAULT_CKPT_SLOW_MS=30 setsid $MPIEXEC -x MOLT_FAULT_CKPT_SLOW_MS -np 4 "$MOLT_BIN" train "$cfg" \
+MOLT_FAULT_CKPT_HOLD_STEP=6 MOLT_FAULT_HOLD_FILE="$work/held-ckpt" setsid $MPIEXEC \
+  -x MOLT_FAULT_CKPT_HOLD_STEP -x MOLT_FAULT_HOLD_FILE -np 4 "$MOLT_BIN" train "$cfg" \
   "${args[@]}" --set checkpoint.every=3 --set log.run_dir="$work/kill" \
   --set checkpoint.dir="$work/ckk" >"$log" 2>&1 &
 pid=$!
-wait_for "$log" 'checkpoint step 3 ' 300
-for _ in $(seq 1 600); do # until step 6's .tmp exists: the writer is in the middle of it
-  [ -n "$(find "$work/ckk" -name 'step_00000006.h5.tmp')" ] && break; sleep 0.1
-done
-[ -n "$(find "$work/ckk" -name 'step_00000006.h5.tmp')" ] || { cat "$log"; echo "no step-6 write seen" >&2; exit 1; }
+wait_file "$work/held-ckpt" "$pid"
+[ -n "$(find "$work/ckk" -name 'step_00000006.h5.tmp')" ] || { cat "$log"; echo "no step-6 write in progress" >&2; exit 1; }
 kill -KILL -- -"$pid"
 pkill -KILL -f "log.run_dir=$work/kill" || true # ranks outside mpirun's process group
 set +e; wait "$pid"; set -e
-sleep 0.5
+while pgrep -f "log.run_dir=$work/kill" >/dev/null; do sleep 0.05; done
 ckdir=$(dirname "$(find "$work/ckk" -name latest)")
 [ "$(cat "$ckdir/latest")" = step_00000003.h5 ] || { echo "latest: $(cat "$ckdir/latest")" >&2; exit 1; }
 [ ! -e "$ckdir/step_00000006.h5" ] || { echo "a half-written step 6 was published" >&2; exit 1; }
