@@ -430,11 +430,30 @@ int molt_ckpt_key_shapes_weights(const char *section, const char *key) {
     return 0;
 }
 
-/* A checkpoint only resumes under the same weight shapes, the same trained
- * set (model.mode) and sequence bound. Everything else may change (listed). */
-static int shapes_model(const char *section, const char *key) {
+/* Does the list value (e.g. moe.aux = "balance,pa") name `item`? */
+static int list_has(const char *list, const char *item) {
+    const size_t n = strlen(item);
+    for (const char *p = list; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+        while (*p == ' ') p++;
+        if (!strncmp(p, item, n) && (p[n] == ',' || p[n] == ' ' || p[n] == '\0')) return 1;
+    }
+    return 0;
+}
+
+/* A checkpoint only resumes under the same parameter set: the same weight
+ * shapes; the same tensors (moe.aux gaining or losing pa, whose teacher is
+ * stored; factor.train); the same trained set (model.mode, lora.train_norms:
+ * which tensors have optimizer moments); and the same sequence bound.
+ * theirs / ours: the file's and the config's values. Everything else may
+ * change (listed). */
+static int shapes_model(const char *section, const char *key, const char *theirs,
+                        const char *ours) {
+    if (!strcmp(section, "moe") && !strcmp(key, "aux"))
+        return list_has(theirs, "pa") != list_has(ours, "pa");
     return molt_ckpt_key_shapes_weights(section, key) ||
-           (!strcmp(section, "model") && (!strcmp(key, "mode") || !strcmp(key, "max_seq_len")));
+           (!strcmp(section, "factor") && !strcmp(key, "train")) ||
+           (!strcmp(section, "model") && (!strcmp(key, "mode") || !strcmp(key, "max_seq_len"))) ||
+           (!strcmp(section, "lora") && !strcmp(key, "train_norms"));
 }
 
 /* One "key = value" line of resolved INI text (molt_config_to_ini) into
@@ -473,9 +492,10 @@ static int check_config(const char *fname, const char *theirs, const char *ours,
         if (!ini_line(&line, sec, k, v)) continue;
         int has = ini_value(theirs, sec, k, w);
         if (has && !strcmp(v, w)) continue;
-        if (shapes_model(sec, k))
+        if (shapes_model(sec, k, has ? w : "", v))
             MOLT_FAIL(MOLT_ERR_INPUT, "%s was trained with %s.%s = %s; this config has %s: the "
-                      "checkpoint cannot resume under a different model shape",
+                      "checkpoint cannot resume under a different parameter set (the model's "
+                      "shape, or which tensors exist and train)",
                       fname, sec, k, has ? w : "(unset)", v);
         if (report) printf("molt: resume: %s.%s changed: %s -> %s\n", sec, k, has ? w : "(unset)", v);
     }

@@ -69,6 +69,17 @@ expect "wrong version: resume" 2 "version.h5: format version 99" -- \
 # a config that changes the model's shape; a compatible change is listed
 expect "changed expert count" 2 "was trained with moe.num_experts = 2; this config has 3" -- \
   "$MOLT_BIN" train "$cfg" "${moe[@]}" --set moe.num_experts=3 --set log.run_dir=r4 --resume "$ck"
+# keys that change which tensors exist or train (not only shapes), each
+# refused at once with the key named -- not late with a dataset missing
+fac=("$MOLT_SRC/tests/configs/tiny_factor.ini" --set train.steps=2 --set checkpoint.dir=ck)
+run "factor checkpoint" 0 "$MOLT_BIN" train "${fac[@]}" --set checkpoint.every=2 --set log.run_dir=fac
+expect "factor.train changed" 2 "was trained with factor.train = router; this config has router,experts" -- \
+  "$MOLT_BIN" train "${fac[@]}" --set factor.train=router,experts --set log.run_dir=f1 --resume ck/fac/step_00000002.h5
+expect "moe.aux gains pa" 2 "was trained with moe.aux = none; this config has pa" -- \
+  "$MOLT_BIN" train "${fac[@]}" --set moe.aux=pa --set log.run_dir=f2 --resume ck/fac/step_00000002.h5
+run "moe.aux change without pa" 0 "$MOLT_BIN" train "${fac[@]}" --set moe.aux=balance \
+  --set train.steps=3 --set log.run_dir=f3 --resume ck/fac/step_00000002.h5
+grep -q "resume: moe.aux changed: none -> balance" out.txt || { cat out.txt; fail "aux change not listed"; }
 run "compatible change" 0 "$MOLT_BIN" train "$cfg" "${moe[@]}" --set train.steps=3 \
   --set train.lr=1e-4 --set log.run_dir=r5 --resume "$ck"
 grep -q "resume: train.lr changed" out.txt || { cat out.txt; fail "lr change not listed"; }
@@ -79,6 +90,9 @@ run "peft checkpoint" 0 "$MOLT_BIN" train "$cfg" "${peft[@]}" --set checkpoint.e
   --set log.run_dir=peft --set checkpoint.dir=ck
 [ "$(ls ck/peft/base_*.h5 | wc -l)" = 1 ] || fail "expected one shared base file"
 run "peft verify" 0 "$MOLT_BIN" ckpt verify ck/peft/step_00000002.h5
+expect "lora.train_norms changed" 2 "was trained with lora.train_norms = false; this config has true" -- \
+  "$MOLT_BIN" train "$cfg" "${peft[@]}" --set lora.train_norms=true --set log.run_dir=peft \
+  --set checkpoint.dir=ck --resume
 mv ck/peft/base_*.h5 .
 expect "missing base: verify" 2 "step_00000002.h5: its frozen base weights" "are missing" -- \
   "$MOLT_BIN" ckpt verify ck/peft/step_00000002.h5
