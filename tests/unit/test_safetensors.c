@@ -471,29 +471,40 @@ static void test_export_command(void) {
 
 /* Inputs the fuzzers found (none so far) and hand-made near misses,
  * replayed through the reader exactly as fuzz_safetensors.c drives it. */
+/* Inputs the fuzzer once crashed on: each must now end in its exact code,
+ * with a message naming the file for the refused ones. */
 static void test_fuzz_regressions(void) {
     static const struct {
         const char *bytes;
         size_t n;
+        int parse_rc; /* the header length is sound in each: the parse decides */
+        const char *says; /* in the message of a refused one */
     } cases[] = {
-        {"\x02\0\0\0\0\0\0\0{}", 10},
-        {"\x04\0\0\0\0\0\0\0{\"\\\"", 12}, /* escape at the very end */
-        {"\x05\0\0\0\0\0\0\0{\"a\":", 13},
-        {"\x0c\0\0\0\0\0\0\0{\"\\u0000\":1}", 20}, /* a name that is NUL to cJSON */
+        {"\x02\0\0\0\0\0\0\0{}", 10, MOLT_OK, NULL}, /* no tensors: an empty file */
+        {"\x04\0\0\0\0\0\0\0{\"\\\"", 12, MOLT_ERR_INPUT, "fuzz"}, /* escape at the very end */
+        {"\x05\0\0\0\0\0\0\0{\"a\":", 13, MOLT_ERR_INPUT, "fuzz"},
+        {"\x0c\0\0\0\0\0\0\0{\"\\u0000\":1}", 20, MOLT_ERR_INPUT, "fuzz"}, /* NUL name */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const unsigned char *d = (const unsigned char *)cases[i].bytes;
         uint64_t n = 0;
         capture_begin();
-        if (molt_st_header_length(d, cases[i].n, "fuzz", &n) == MOLT_OK) {
-            char *text = malloc(n ? n : 1);
-            memcpy(text, d + 8, n);
-            molt_st_header h;
-            (void)molt_st_header_parse(text, n, cases[i].n - 8 - n, "fuzz", &h);
-            molt_st_header_free(&h);
-            free(text);
-        }
+        int rc = molt_st_header_length(d, cases[i].n, "fuzz", &n);
         capture_end();
+        CU_ASSERT_EQUAL(rc, MOLT_OK);
+        CU_ASSERT_EQUAL(n, cases[i].n - 8);
+        if (rc != MOLT_OK) continue;
+        char *text = malloc(n ? n : 1);
+        memcpy(text, d + 8, n);
+        molt_st_header h;
+        capture_begin();
+        rc = molt_st_header_parse(text, n, cases[i].n - 8 - n, "fuzz", &h);
+        capture_end();
+        if (rc != cases[i].parse_rc) printf("\nfuzz case %zu: rc %d: %s", i, rc, captured);
+        CU_ASSERT_EQUAL(rc, cases[i].parse_rc);
+        if (cases[i].says) CU_ASSERT_PTR_NOT_NULL(strstr(captured, cases[i].says));
+        molt_st_header_free(&h);
+        free(text);
     }
 }
 
