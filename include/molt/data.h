@@ -18,7 +18,11 @@ enum { MOLT_TOK_BOS = 256, MOLT_TOK_EOS = 257, MOLT_TOK_PAD = 258, MOLT_TOK_MIN_
 
 /* The built-in task suite (DESIGN §8). Each example is
  *   <bos> prompt-bytes answer-bytes <eos> <pad>…
- * with the prompt ending in '=' (e.g. "copy abc=" → "abc"). */
+ * with the prompt ending in '=' (e.g. "copy abc=" → "abc").
+ * The last four are held out of the quickstart's pretraining: each reuses a
+ * skill the base learns (copy, reverse, sort, upper) with another output
+ * convention that only its tag names, so the same letters map to different
+ * answers under different tags and one shared adapter must serve them all. */
 typedef enum {
     MOLT_TASK_COPY = 0, /* "copy xyz=" → "xyz" */
     MOLT_TASK_REVERSE,  /* "rev xyz=" → "zyx" */
@@ -28,6 +32,10 @@ typedef enum {
     MOLT_TASK_BRACKETS, /* "brk (()[])=" → "yes" / "no" (balanced?) */
     MOLT_TASK_COUNT,    /* "cnt a:abaca=" → "3" (count a letter) */
     MOLT_TASK_UPPER,    /* "up hello=" → "HELLO" */
+    MOLT_TASK_REVUP,    /* "ru abc=" → "CBA" (reverse, then upper case) */
+    MOLT_TASK_SHIFT,    /* "sh abz=" → "bca" (each letter to the next, z to a) */
+    MOLT_TASK_DESC,     /* "ds dbca=" → "dcba" (sort, descending) */
+    MOLT_TASK_TITLE,    /* "ti hello=" → "Hello" (copy, first letter upper) */
     MOLT_NTASKS
 } molt_task;
 extern const char *const molt_task_names[MOLT_NTASKS]; /* "copy", "reverse", … */

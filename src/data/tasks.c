@@ -14,8 +14,9 @@
 #include "molt/err.h"
 #include "molt/rng.h"
 
-const char *const molt_task_names[MOLT_NTASKS] = {"copy", "reverse",  "sort",  "add",
-                                                  "mod",  "brackets", "count", "upper"};
+const char *const molt_task_names[MOLT_NTASKS] = {
+    "copy", "reverse", "sort", "add", "mod", "brackets", "count", "upper",
+    "revup", "shift", "desc", "title"};
 
 /* Longest prompt or answer text any task writes (caps below keep well under). */
 enum { TEXT_MAX = 64 };
@@ -210,11 +211,67 @@ static void gen_upper(molt_rng *r, int n_max, example_text *ex) {
         put_char(ex, 1, (char)(s[i] - 'a' + 'A'));
 }
 
+/* Letter tasks "TAG xyz=" -> f(xyz): the held-out tasks (data.h) share this
+ * frame and differ only in the tag and in f. */
+typedef enum { LT_REVUP, LT_SHIFT, LT_DESC, LT_TITLE } letter_map;
+
+/* Total 3 + strlen(tag) + 2n. */
+static void gen_letters(molt_rng *r, int n_max, example_text *ex, const char *tag, letter_map f) {
+    char s[TEXT_MAX];
+    int n = draw_len(r, n_max);
+    random_letters(r, s, n);
+    put_str(ex, 0, tag);
+    for (int i = 0; i < n; i++)
+        put_char(ex, 0, s[i]);
+    put_char(ex, 0, '=');
+    switch (f) {
+    case LT_REVUP:
+        for (int i = n - 1; i >= 0; i--)
+            put_char(ex, 1, (char)(s[i] - 'a' + 'A'));
+        break;
+    case LT_SHIFT:
+        for (int i = 0; i < n; i++)
+            put_char(ex, 1, (char)('a' + (s[i] - 'a' + 1) % 26));
+        break;
+    case LT_DESC:
+        for (char ch = 'z'; ch >= 'a'; ch--)
+            for (int i = 0; i < n; i++)
+                if (s[i] == ch) put_char(ex, 1, ch);
+        break;
+    case LT_TITLE:
+        for (int i = 0; i < n; i++)
+            put_char(ex, 1, i == 0 ? (char)(s[i] - 'a' + 'A') : s[i]);
+        break;
+    }
+}
+
+/* "ru xyz=" -> "ZYX"; total 6 + 2n. */
+static void gen_revup(molt_rng *r, int n_max, example_text *ex) {
+    gen_letters(r, n_max, ex, "ru ", LT_REVUP);
+}
+
+/* "sh xyz=" -> "yza"; total 6 + 2n. */
+static void gen_shift(molt_rng *r, int n_max, example_text *ex) {
+    gen_letters(r, n_max, ex, "sh ", LT_SHIFT);
+}
+
+/* "ds dbca=" -> "dcba"; total 6 + 2n. */
+static void gen_desc(molt_rng *r, int n_max, example_text *ex) {
+    gen_letters(r, n_max, ex, "ds ", LT_DESC);
+}
+
+/* "ti hello=" -> "Hello"; total 6 + 2n. */
+static void gen_title(molt_rng *r, int n_max, example_text *ex) {
+    gen_letters(r, n_max, ex, "ti ", LT_TITLE);
+}
+
 static const task_spec specs[MOLT_NTASKS] = {
     [MOLT_TASK_COPY] = {gen_copy, 8, 2, 12},    [MOLT_TASK_REVERSE] = {gen_reverse, 7, 2, 12},
     [MOLT_TASK_SORT] = {gen_sort, 8, 2, 12},    [MOLT_TASK_ADD] = {gen_add, 9, 3, 6},
     [MOLT_TASK_MOD] = {gen_mod, 9, 4, 2},       [MOLT_TASK_BRACKETS] = {gen_brackets, 10, 1, 12},
     [MOLT_TASK_COUNT] = {gen_count, 11, 1, 12}, [MOLT_TASK_UPPER] = {gen_upper, 6, 2, 12},
+    [MOLT_TASK_REVUP] = {gen_revup, 6, 2, 12},  [MOLT_TASK_SHIFT] = {gen_shift, 6, 2, 12},
+    [MOLT_TASK_DESC] = {gen_desc, 6, 2, 12},    [MOLT_TASK_TITLE] = {gen_title, 6, 2, 12},
 };
 
 int molt_task_example(int task, uint64_t seed, int split, uint64_t index, int32_t *tokens,

@@ -144,6 +144,36 @@ static int check_answer(int task, const parsed *p) {
             want[i] = (char)(s[i] - 'a' + 'A');
         want[n] = '\0';
         break;
+    case MOLT_TASK_REVUP:
+        if (!(s = body(p->prompt, "ru ", &n)) || !all_lower(s, n)) return 0;
+        for (size_t i = 0; i < n; i++)
+            want[i] = (char)(s[n - 1 - i] - 'a' + 'A');
+        want[n] = '\0';
+        break;
+    case MOLT_TASK_SHIFT:
+        if (!(s = body(p->prompt, "sh ", &n)) || !all_lower(s, n)) return 0;
+        for (size_t i = 0; i < n; i++)
+            want[i] = s[i] == 'z' ? 'a' : (char)(s[i] + 1);
+        want[n] = '\0';
+        break;
+    case MOLT_TASK_DESC: {
+        if (!(s = body(p->prompt, "ds ", &n)) || !all_lower(s, n)) return 0;
+        int hist[26] = {0};
+        for (size_t i = 0; i < n; i++)
+            hist[s[i] - 'a']++;
+        size_t k = 0;
+        for (int c = 25; c >= 0; c--)
+            while (hist[c]--)
+                want[k++] = (char)('a' + c);
+        want[k] = '\0';
+        break;
+    }
+    case MOLT_TASK_TITLE:
+        if (!(s = body(p->prompt, "ti ", &n)) || !all_lower(s, n)) return 0;
+        memcpy(want, s, n);
+        want[0] = (char)(want[0] - 'a' + 'A');
+        want[n] = '\0';
+        break;
     default:
         return 0;
     }
@@ -162,7 +192,7 @@ static int gen(int task, uint64_t seed, int split, uint64_t index, int max_len, 
 }
 
 static void test_names(void) {
-    CU_ASSERT(MOLT_NTASKS >= 8);
+    CU_ASSERT(MOLT_NTASKS >= 12);
     for (int t = 0; t < MOLT_NTASKS; t++) {
         CU_ASSERT_PTR_NOT_NULL_FATAL(molt_task_names[t]);
         for (int u = 0; u < t; u++)
@@ -170,6 +200,8 @@ static void test_names(void) {
     }
     CU_ASSERT_STRING_EQUAL(molt_task_names[MOLT_TASK_COPY], "copy");
     CU_ASSERT_STRING_EQUAL(molt_task_names[MOLT_TASK_BRACKETS], "brackets");
+    CU_ASSERT_STRING_EQUAL(molt_task_names[MOLT_TASK_REVUP], "revup");
+    CU_ASSERT_STRING_EQUAL(molt_task_names[MOLT_TASK_TITLE], "title");
 }
 
 static void test_answers_correct(void) {
