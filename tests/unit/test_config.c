@@ -295,7 +295,7 @@ static void test_enums_and_lists(void) {
     CU_ASSERT_EQUAL(load_one(&fx, "lora", "targets = q_proj,"), MOLT_ERR_INPUT);
     CU_ASSERT_EQUAL(load_one(&fx, "data", "tasks = copy, sorting"), MOLT_ERR_INPUT);
     CU_ASSERT(err_has(&fx, "(allowed: copy, reverse, sort, add, mod, brackets, count, upper, "
-                           "all, none)"));
+                           "revup, shift, desc, title, all, none)"));
 
     molt_config c;
     molt_config_defaults(&c);
