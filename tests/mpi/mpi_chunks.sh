@@ -6,8 +6,9 @@
 # not fit this machine, so the test hook MOLT_FAULT_MPI_CHUNK lowers the limit
 # to 257 elements: every gradient all-reduce, replicate gather and reduce-
 # scatter, MoE all-to-all and config broadcast then takes its chunked or
-# derived-type path. Each run must equal the same run with the ordinary limit
-# bit for bit: losses, grad norms and every dataset of final.h5.
+# derived-type path. Each run must equal the same run with the ordinary
+# limit bit for bit: losses, grad norms and every dataset of final.h5. So must
+# molt eval's scores with its broadcast and reduction in chunks of 7.
 # Every reducing communicator here has two ranks, where a sum's bits cannot
 # depend on how MPI splits the message (a + b == b + a); the 4-rank world
 # all-reduce is pinned to recursive doubling, whose per-element order does
@@ -30,4 +31,16 @@ for layout in "dp2 2 1" "ep2 2 2" "dp2ep2 4 2" "replicate 4 2 --set moe.dispatch
     "${args[@]}" --set parallel.ep="$ep" "$@"
   bitwise "$work/$name-plain" "$work/$name-chunked"
 done
+# molt eval: the tasks file's broadcast and the log-likelihoods' reduction,
+# in chunks of 7 elements, give the same scores byte for byte
+mc="$MOLT_SRC/tests/ref/data/mc_small.jsonl"
+for k in plain chunked; do
+  knob=(); [ $k = plain ] || knob=(-x MOLT_FAULT_MPI_CHUNK=7)
+  $MPIEXEC $pin "${knob[@]}" -np 2 "$MOLT_BIN" eval "$cfg" --ckpt "$work/dp2-plain/final.h5" \
+    --tasks "$mc" --log-samples "$work/eval-$k.jsonl" >"$work/eval-$k.out" 2>&1 ||
+    { cat "$work/eval-$k.out"; exit 1; }
+done
+[ "$(grep -c . "$work/eval-plain.jsonl")" -ge 10 ] && cmp "$work/eval-plain.jsonl" "$work/eval-chunked.jsonl" ||
+  { echo "molt eval: chunked scores differ from plain ones" >&2; exit 1; }
+echo "molt eval: $(grep -c . "$work/eval-plain.jsonl") scored examples identical with 7-element chunks"
 echo "mpi_chunks: ok"
