@@ -103,9 +103,11 @@ done:
     return rc;
 }
 
-/* Chunked path: slices of c elements out of every unit at a time. */
+/* Chunked path: slices of c elements out of every unit at a time; the
+ * packed slices stay within 16 Mi floats (64 MiB of scratch, not 8 GiB). */
 static size_t slice_width(size_t U, size_t unit) {
-    size_t c = molt_coll_chunk() / (U ? U : 1);
+    const size_t cap = (size_t)1 << 24, lim = molt_coll_chunk();
+    size_t c = (lim < cap ? lim : cap) / (U ? U : 1);
     return c < 1 ? 1 : c > unit ? unit : c;
 }
 
