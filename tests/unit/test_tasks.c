@@ -74,6 +74,20 @@ static int parse_uint(const char *s, size_t n, unsigned long long *v) {
     return 1;
 }
 
+/* The n lowercase letters of s, sorted (descending if desc), into out. */
+static void sorted_letters(const char *s, size_t n, int desc, char *out) {
+    int hist[26] = {0};
+    for (size_t i = 0; i < n; i++)
+        hist[s[i] - 'a']++;
+    size_t k = 0;
+    for (int j = 0; j < 26; j++) {
+        const int c = desc ? 25 - j : j;
+        while (hist[c]--)
+            out[k++] = (char)('a' + c);
+    }
+    out[k] = '\0';
+}
+
 /* Recompute the answer of `task` from the prompt alone; 1 if it matches. */
 static int check_answer(int task, const parsed *p) {
     char want[MAXLEN];
@@ -91,18 +105,10 @@ static int check_answer(int task, const parsed *p) {
             want[i] = s[n - 1 - i];
         want[n] = '\0';
         break;
-    case MOLT_TASK_SORT: {
+    case MOLT_TASK_SORT:
         if (!(s = body(p->prompt, "sort ", &n)) || !all_lower(s, n)) return 0;
-        int hist[26] = {0};
-        for (size_t i = 0; i < n; i++)
-            hist[s[i] - 'a']++;
-        size_t k = 0;
-        for (int c = 0; c < 26; c++)
-            while (hist[c]--)
-                want[k++] = (char)('a' + c);
-        want[k] = '\0';
+        sorted_letters(s, n, 0, want);
         break;
-    }
     case MOLT_TASK_ADD: {
         if (!(s = body(p->prompt, "add ", &n))) return 0;
         const char *plus = memchr(s, '+', n);
@@ -156,18 +162,10 @@ static int check_answer(int task, const parsed *p) {
             want[i] = s[i] == 'z' ? 'a' : (char)(s[i] + 1);
         want[n] = '\0';
         break;
-    case MOLT_TASK_DESC: {
+    case MOLT_TASK_DESC:
         if (!(s = body(p->prompt, "ds ", &n)) || !all_lower(s, n)) return 0;
-        int hist[26] = {0};
-        for (size_t i = 0; i < n; i++)
-            hist[s[i] - 'a']++;
-        size_t k = 0;
-        for (int c = 25; c >= 0; c--)
-            while (hist[c]--)
-                want[k++] = (char)('a' + c);
-        want[k] = '\0';
+        sorted_letters(s, n, 1, want);
         break;
-    }
     case MOLT_TASK_TITLE:
         if (!(s = body(p->prompt, "ti ", &n)) || !all_lower(s, n)) return 0;
         memcpy(want, s, n);
